@@ -1,0 +1,281 @@
+"""pytest hooks and options of torchconform. Each hook delegates to one module:
+
+devices.py    --device parsing and discovery -> `device` fixture parametrization
+behaviors.py  behavior marker and catalog   -> checked at collection, recorded per test
+versions.py   version gates                 -> catalog `since` skips, since() in tests
+isolation.py  known start state per test    -> autouse fixture
+profiles.py   Hypothesis profiles           -> --hypothesis-profile (Hypothesis' own option)
+
+Per-test facts (behavior, area, device, dtype, gates) travel as `item.user_properties`, the
+one channel pytest and pytest-xdist carry from a test to every report.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+import torch
+
+from . import devices, isolation, profiles, versions
+from .behaviors import CatalogError, load_catalog
+
+profiles.register()
+
+NOT_APPLICABLE = "not applicable"
+_DEVICES = pytest.StashKey[List[str]]()
+_PREVIOUS_PROFILE = pytest.StashKey[Optional[str]]()
+
+FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+# -- options -------------------------------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("torchconform", "torchconform: PyTorch conformance suite")
+    group.addoption(
+        "--device", default=None, metavar="LIST",
+        help="comma-separated devices to test: cpu, cuda, cuda:1, mps, xpu or a PrivateUse1 "
+             "backend name. Default: every available device type. An unknown or "
+             "unavailable device is a usage error.")
+    group.addoption(
+        "--backend-module", action="append", default=[], metavar="MODULE",
+        help="import MODULE before discovering devices (an out-of-tree backend such as "
+             "torch_npu that registers its device on import). Repeatable.")
+    group.addoption(
+        "--behavior", default=None, metavar="IDS", dest="behavior_filter",
+        help="run only tests of these behaviors: comma-separated ids or id prefixes such as "
+             "'module.state_dict' or 'optim'.")
+    group.addoption(
+        "--torch-seed", type=int, default=0, metavar="N",
+        help="seed of torch, numpy and random at the start of every test (default 0).")
+    parser.addini(
+        "torchconform_suites", type="paths", default=[],
+        help="folders whose tests are conformance checks (each must name a behavior).")
+
+
+# -- configure: validate every input once ---------------------------------------------------
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "behavior(id): the documented behavior (catalog id) that the test asserts")
+    for module in config.getoption("backend_module"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise pytest.UsageError(f"--backend-module {module}: {exc}") from None
+    try:
+        config.stash[_DEVICES] = devices.resolve_devices(config.getoption("device"))
+    except devices.DeviceError as exc:
+        raise pytest.UsageError(f"--device: {exc}") from None
+    try:
+        load_catalog()
+    except CatalogError as exc:
+        raise pytest.UsageError(f"torchconform catalog: {exc}") from None
+    _select_hypothesis_profile(config)
+    config.pluginmanager.register(RunCounter(), "torchconform-run-counter")
+
+
+def _select_hypothesis_profile(config: pytest.Config) -> None:
+    from hypothesis import settings
+
+    name = config.getoption("hypothesis_profile", default=None)
+    known = set(getattr(settings, "_profiles", {})) or set(profiles.PROFILES)
+    if name is not None and name not in known:
+        raise pytest.UsageError(
+            f"--hypothesis-profile: unknown profile {name!r}; known: {', '.join(sorted(known))}")
+    config.stash[_PREVIOUS_PROFILE] = getattr(settings, "_current_profile", None)
+    if name is None:  # Hypothesis' own plugin loads an explicitly named profile.
+        name = profiles.default_profile()
+        settings.load_profile(name)
+    config.hypothesis_profile_name = name
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Nested runs (pytester) must not leave their profile behind in the calling process.
+    previous = config.stash.get(_PREVIOUS_PROFILE, None)
+    if previous is not None:
+        from hypothesis import settings
+        settings.load_profile(previous)
+
+
+def pytest_report_header(config: pytest.Config) -> List[str]:
+    return [
+        f"torchconform: torch {versions.TORCH_VERSION} ({devices._build_name()}), "
+        f"devices: {', '.join(config.stash[_DEVICES])}, "
+        f"hypothesis profile: {getattr(config, 'hypothesis_profile_name', '?')}, "
+        f"seed: {config.getoption('torch_seed')}"
+    ]
+
+
+# -- collection: parametrize by device, check behaviors, apply gates ------------------------
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Only conformance tests: another project's test with a `device` argument is not ours.
+    if not _is_conformance(metafunc.definition, _suite_roots(metafunc.config)):
+        return
+    names = metafunc.fixturenames
+    if "device" in names and not _parametrized_by_test(metafunc, "device"):
+        metafunc.parametrize("device", metafunc.config.stash[_DEVICES], indirect=True)
+    if "dtype" in names and not _parametrized_by_test(metafunc, "dtype"):
+        metafunc.parametrize("dtype", FLOAT_DTYPES, indirect=True, ids=_dtype_name)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _parametrized_by_test(metafunc: pytest.Metafunc, name: str) -> bool:
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        argnames = mark.args[0]
+        if isinstance(argnames, str):
+            argnames = [n.strip() for n in argnames.split(",")]
+        if name in argnames:
+            return True
+    return False
+
+
+def _is_conformance(item: pytest.Item, roots: List[Path]) -> bool:
+    if item.get_closest_marker("behavior") is not None:
+        return True
+    path = Path(str(item.path)).resolve()
+    return any(root == path or root in path.parents for root in roots)
+
+
+def _suite_roots(config: pytest.Config) -> List[Path]:
+    return [Path(str(p)).resolve() for p in config.getini("torchconform_suites")]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    catalog = load_catalog()
+    roots = _suite_roots(config)
+    problems = []
+    for item in items:
+        if not _is_conformance(item, roots):
+            continue
+        marker = item.get_closest_marker("behavior")
+        if marker is None or len(marker.args) != 1:
+            problems.append(f"{item.nodeid}: no @behavior(id) marker")
+            continue
+        entry = catalog.get(marker.args[0])
+        if entry is None:
+            problems.append(f"{item.nodeid}: behavior {marker.args[0]!r} is not in the catalog")
+            continue
+        item.user_properties.append(("behavior", entry.id))
+        item.user_properties.append(("area", entry.area))
+        params = getattr(item, "callspec", None)
+        params = params.params if params is not None else {}
+        if "device" in params:
+            item.user_properties.append(("device", str(params["device"])))
+        if "dtype" in params:
+            item.user_properties.append(("dtype", _dtype_name(params["dtype"])))
+        if entry.since and not versions.torch_at_least(entry.since):
+            item.add_marker(pytest.mark.skip(reason=(
+                f"{NOT_APPLICABLE}: {entry.id} needs torch>={entry.since} "
+                f"(installed {versions.TORCH_VERSION})")))
+    if problems:
+        raise pytest.UsageError(
+            "every conformance test names one catalogued behavior:\n  " + "\n  ".join(problems))
+    _select_behaviors(config, items, catalog)
+
+
+def _select_behaviors(config: pytest.Config, items: List[pytest.Item], catalog) -> None:
+    wanted = config.getoption("behavior_filter")
+    if not wanted:
+        return
+    prefixes = [p.strip() for p in wanted.split(",") if p.strip()]
+    unknown = [p for p in prefixes if not any(b == p or b.startswith(p + ".") for b in catalog)]
+    if unknown:
+        raise pytest.UsageError(f"--behavior: no catalogued behavior matches {unknown}")
+
+    def selected(item: pytest.Item) -> bool:
+        bid = dict(item.user_properties).get("behavior")
+        return bid is not None and any(bid == p or bid.startswith(p + ".") for p in prefixes)
+
+    deselected = [item for item in items if not selected(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if selected(item)]
+
+
+# -- fixtures ------------------------------------------------------------------------------
+
+@pytest.fixture
+def device(request: pytest.FixtureRequest) -> torch.device:
+    """The device under test; every suite test takes it, so ids read `test_x[cpu]`."""
+    dev = torch.device(request.param)
+    if dev.type == "cuda" and dev.index is not None:
+        with torch.cuda.device(dev.index):
+            yield dev
+    else:
+        yield dev
+    # Asynchronous devices report kernel errors late: make them surface in this test.
+    devices.synchronize(str(dev))
+
+
+@pytest.fixture
+def dtype(request: pytest.FixtureRequest) -> torch.dtype:
+    """A floating dtype (float32, float64) for tests whose behavior ranges over dtypes."""
+    value = request.param
+    if value == torch.float64 and "device" in request.fixturenames:
+        dev = request.getfixturevalue("device")
+        if not devices.supports_float64(str(dev)):
+            pytest.skip(f"{NOT_APPLICABLE}: {dev.type} has no float64")
+    return value
+
+
+@pytest.fixture(autouse=True)
+def _torchconform_state(request: pytest.FixtureRequest):
+    """Seeded RNGs and full-precision math in; every tracked global restored out."""
+    if request.node.get_closest_marker("behavior") is None:
+        yield
+        return
+    snapshot = isolation.capture()
+    isolation.start_state(request.config.getoption("torch_seed"))
+    yield
+    isolation.restore(snapshot)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    token = versions.current_item.set(item)
+    try:
+        yield
+    finally:
+        versions.current_item.reset(token)
+
+
+# -- outcome: a run in which nothing was checked is not a pass ------------------------------
+
+class RunCounter:
+    """Counts conformance tests that actually ran (passed or failed, not skipped). Lives on the
+    process that receives reports, so it also counts under xdist."""
+
+    def __init__(self) -> None:
+        self.collected = 0
+        self.ran = 0
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if "behavior" not in dict(report.user_properties):
+            return
+        if report.when == "setup":
+            self.collected += 1
+        if (report.when == "call" and not report.skipped) or (
+                report.failed and report.when != "call"):
+            self.ran += 1
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if session.config.option.collectonly or exitstatus != pytest.ExitCode.OK:
+            return
+        if self.collected and not self.ran:
+            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(
+                    f"torchconform: no conformance test ran ({self.collected} selected, all "
+                    "skipped): an empty run is not a pass", red=True)

@@ -1,0 +1,103 @@
+"""Calling a module runs forward() and its hooks; calling forward() directly skips the hooks."""
+
+import numpy as np
+import torch
+from torch import nn
+
+from torchconform import assert_close, behavior, to_numpy
+from torchconform.seed_models import LinearModel
+
+
+def _model_and_input(device):
+    m = LinearModel().to(device)
+    x = torch.arange(10, dtype=torch.float32, device=device).view(-1, 1)
+    return m, x
+
+
+@behavior("module.call.runs_forward")
+def test_calling_the_module_returns_forward_output(device):
+    m, x = _model_and_input(device)
+    expected = to_numpy(x) * to_numpy(m.weight) + to_numpy(m.bias)  # seed 002: x*w + b
+    assert_close(m(x), expected)
+    assert_close(m.forward(x), expected)
+
+
+@behavior("module.call.forward_pre_hook")
+def test_forward_pre_hook_runs_before_forward_and_can_replace_the_input(device):
+    m, x = _model_and_input(device)
+    seen = []
+
+    def double_input(module, args):
+        seen.append((module, args[0]))
+        return (args[0] * 2,)
+
+    m.register_forward_pre_hook(double_input)
+    out = m(x)
+    assert len(seen) == 1 and seen[0][0] is m and seen[0][1] is x
+    assert_close(out, 2 * to_numpy(x) * to_numpy(m.weight) + to_numpy(m.bias))
+
+
+@behavior("module.call.forward_hook")
+def test_forward_hook_sees_input_and_output_and_can_replace_the_output(device):
+    m, x = _model_and_input(device)
+    seen = []
+
+    def negate_output(module, args, output):
+        seen.append((module, args[0], output.detach().clone()))
+        return -output
+
+    m.register_forward_hook(negate_output)
+    out = m(x)
+    expected = to_numpy(x) * to_numpy(m.weight) + to_numpy(m.bias)
+    assert len(seen) == 1 and seen[0][0] is m and seen[0][1] is x
+    assert_close(seen[0][2], expected)
+    assert_close(out, -expected)
+
+
+@behavior("module.call.hook_order")
+def test_hooks_run_in_registration_order_around_forward(device):
+    events = []
+
+    class Traced(nn.Module):
+        def forward(self, x):
+            events.append("forward")
+            return x + 1
+
+    m = Traced().to(device)
+    m.register_forward_pre_hook(lambda mod, args: events.append("pre1"))
+    m.register_forward_pre_hook(lambda mod, args: events.append("pre2"))
+    m.register_forward_hook(lambda mod, args, out: events.append("post1"))
+    m.register_forward_hook(lambda mod, args, out: events.append("post2"))
+    out = m(torch.zeros(1, device=device))
+    assert events == ["pre1", "pre2", "forward", "post1", "post2"]
+    assert out.item() == 1.0
+
+
+@behavior("module.call.forward_skips_hooks")
+def test_calling_forward_directly_skips_hooks(device):
+    m, x = _model_and_input(device)
+    calls = []
+    m.register_forward_pre_hook(lambda mod, args: calls.append("pre"))
+    m.register_forward_hook(lambda mod, args, out: calls.append("post"))
+    out = m.forward(x)
+    assert calls == []
+    assert_close(out, to_numpy(x) * to_numpy(m.weight) + to_numpy(m.bias))
+    m(x)
+    assert calls == ["pre", "post"]
+
+
+@behavior("module.call.hook_removal")
+def test_removed_hook_no_longer_runs(device):
+    m, x = _model_and_input(device)
+    calls = []
+    handle = m.register_forward_hook(lambda mod, args, out: calls.append(1))
+    m(x)
+    handle.remove()
+    m(x)
+    assert calls == [1]
+
+
+@behavior("module.call.same_result_as_forward")
+def test_model_call_and_forward_give_identical_values(device):
+    m, x = _model_and_input(device)
+    assert np.array_equal(to_numpy(m(x)), to_numpy(m.forward(x)))

@@ -1,0 +1,130 @@
+"""state_dict() and load_state_dict(): what is saved, under which keys, and how it comes back."""
+
+import io
+
+import pytest
+import torch
+from hypothesis import example, given
+from torch import nn
+
+from torchconform import behavior
+from torchconform.seed_models import LinearModel
+from torchconform.strategies import DEEP_TREE, build, module_trees, state_dict_keys
+
+
+def _tree(device):
+    m = LinearModel().to(device)
+    m.register_buffer("steps", torch.tensor(7, device=device))
+    m.register_buffer("scratch", torch.zeros(2, device=device), persistent=False)
+    m.sub1 = LinearModel().to(device)
+    m.sub1.register_buffer("mean", torch.full((2,), 0.5, device=device))
+    return m
+
+
+@behavior("module.state_dict.keys")
+@given(spec=module_trees())
+@example(spec=DEEP_TREE)
+def test_state_dict_holds_parameters_and_persistent_buffers_under_dotted_keys(device, spec):
+    index = {}
+    m = build(spec, device, index=index)
+    sd = m.state_dict()
+    assert list(sd) == state_dict_keys(spec)
+    for key, value in sd.items():
+        assert torch.equal(value, index[key].detach())
+
+
+@behavior("module.state_dict.detached_by_default")
+def test_state_dict_values_are_detached_views_of_the_parameters(device):
+    m = _tree(device)
+    sd = m.state_dict()
+    for key in ("weight", "bias", "sub1.weight"):
+        assert not isinstance(sd[key], nn.Parameter)
+        assert sd[key].requires_grad is False and sd[key].grad_fn is None
+        assert sd[key].data_ptr() == m.get_parameter(key).data_ptr()  # a reference, not a copy
+
+
+@behavior("module.state_dict.keep_vars")
+def test_state_dict_keep_vars_returns_the_parameters_themselves(device):
+    m = _tree(device)
+    sd = m.state_dict(keep_vars=True)
+    assert sd["weight"] is m.weight and sd["sub1.bias"] is m.sub1.bias
+    assert sd["weight"].requires_grad is True
+    assert sd["steps"] is m.steps
+
+
+@behavior("module.state_dict.excludes_non_persistent_buffers")
+def test_state_dict_leaves_out_non_persistent_buffers(device):
+    m = _tree(device)
+    assert "scratch" in dict(m.named_buffers())
+    assert list(m.state_dict()) == ["weight", "bias", "steps", "sub1.weight", "sub1.bias",
+                                    "sub1.mean"]
+
+
+@behavior("module.state_dict.excludes_none_and_plain_tensors")
+def test_state_dict_leaves_out_none_entries_and_plain_tensors(device):
+    m = _tree(device)
+    m.register_parameter("unused", None)
+    m.register_buffer("empty", None)
+    m.plain = torch.ones(2, device=device)
+    assert list(m.state_dict()) == ["weight", "bias", "steps", "sub1.weight", "sub1.bias",
+                                    "sub1.mean"]
+
+
+@behavior("module.state_dict.load_restores")
+@given(spec=module_trees())
+@example(spec=DEEP_TREE)
+def test_load_state_dict_copies_values_into_the_existing_tensors(device, spec):
+    source, target = build(spec, device), build(spec, device)
+    params_before = list(target.parameters())
+    target.load_state_dict(source.state_dict())
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value)
+    assert all(a is b for a, b in zip(target.parameters(), params_before))  # copied in place
+
+
+@behavior("module.state_dict.strict_raises")
+def test_strict_load_raises_naming_missing_and_unexpected_keys(device):
+    m = _tree(device)
+    sd = m.state_dict()
+    del sd["sub1.bias"]
+    sd["extra.weight"] = torch.zeros(1, device=device)
+    with pytest.raises(RuntimeError) as info:
+        m.load_state_dict(sd)
+    message = str(info.value)
+    assert "Missing key(s)" in message and '"sub1.bias"' in message
+    assert "Unexpected key(s)" in message and '"extra.weight"' in message
+
+
+@behavior("module.state_dict.non_strict_returns_keys")
+def test_non_strict_load_returns_missing_and_unexpected_keys(device):
+    m = _tree(device)
+    sd = {k: torch.full_like(v, 3) for k, v in m.state_dict().items()}
+    del sd["sub1.bias"]
+    sd["extra.weight"] = torch.zeros(1, device=device)
+    result = m.load_state_dict(sd, strict=False)
+    assert list(result.missing_keys) == ["sub1.bias"]
+    assert list(result.unexpected_keys) == ["extra.weight"]
+    assert torch.equal(m.weight.detach().cpu(), torch.full((1,), 3.0))  # the rest was loaded
+
+
+@behavior("module.state_dict.shape_mismatch_raises")
+def test_load_with_mismatched_shape_raises(device):
+    m = LinearModel().to(device)
+    with pytest.raises(RuntimeError, match="size mismatch for weight"):
+        m.load_state_dict({"weight": torch.zeros(3, device=device),
+                           "bias": torch.zeros(1, device=device)})
+
+
+@behavior("module.state_dict.save_load_round_trip")
+@given(spec=module_trees(max_depth=2))
+@example(spec=DEEP_TREE)
+def test_torch_save_and_load_of_a_state_dict_restores_an_equal_module(device, spec):
+    source, target = build(spec, device), build(spec, device)
+    buffer = io.BytesIO()
+    torch.save(source.state_dict(), buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, map_location=device, weights_only=True)
+    assert list(loaded) == list(source.state_dict())
+    target.load_state_dict(loaded)
+    for (k1, v1), (k2, v2) in zip(source.state_dict().items(), target.state_dict().items()):
+        assert k1 == k2 and v1.device == v2.device and torch.equal(v1, v2)

@@ -1,0 +1,58 @@
+"""The behavior catalog: well formed, and in one-to-one use by the suite."""
+
+import pytest
+
+from torchconform.behaviors import CatalogError, load_catalog, load_seeds
+
+from .conftest import ROOT, SUITES
+
+
+@pytest.fixture(scope="module")
+def collected_behaviors():
+    """Behavior ids of every test in suites/, collected once in this process."""
+    items = []
+
+    class Grab:
+        def pytest_collection_finish(self, session):
+            items.extend(session.items)
+
+    ret = pytest.main([str(SUITES), "--collect-only", "-q", "--device=cpu",
+                               "-p", "no:randomly", "-p", "no:cacheprovider",
+                               "-c", str(ROOT / "pyproject.toml")], plugins=[Grab()])
+    assert ret == 0
+    return {dict(item.user_properties).get("behavior") for item in items}
+
+
+def test_every_catalogued_behavior_has_a_test(collected_behaviors):
+    untested = sorted(set(load_catalog()) - collected_behaviors)
+    assert untested == [], "catalog entries without a test"
+
+
+def test_every_collected_test_names_a_catalogued_behavior(collected_behaviors):
+    assert None not in collected_behaviors
+    assert collected_behaviors <= set(load_catalog())
+
+
+def test_entries_have_statement_doc_and_known_seed():
+    seeds = load_seeds()
+    for entry in load_catalog().values():
+        assert entry.statement.endswith("."), entry.id
+        assert entry.doc.startswith("https://docs.pytorch.org/"), entry.id
+        assert entry.seed is None or entry.seed in seeds, entry.id
+        assert entry.area in {"module", "autograd", "optim"}, entry.id
+
+
+@pytest.mark.parametrize("text, message", [
+    ('["module.x"]\nstatement = "s."\n', "'doc' is required"),
+    ('["module.x"]\nstatement = "s."\ndoc = "http://x"\n', "https URL"),
+    ('["other.x"]\nstatement = "s."\ndoc = "https://x"\n', "start with 'module.'"),
+    ('["module.x"]\nstatement = "s."\ndoc = "https://x"\nseed = "999"\n', "not in \\[seeds\\]"),
+    ('["module.x"]\nstatement = "s."\ndoc = "https://x"\nchanged = "2.0"\n', "go together"),
+    ('["module.x"]\nstatment = "s."\ndoc = "https://x"\n', "unknown fields"),
+    ('["module.x"\n', "module.toml"),
+])
+def test_malformed_catalog_is_refused_with_the_reason(tmp_path, text, message):
+    (tmp_path / "seeds.toml").write_text('["000"]\ntitle = "t"\n')
+    (tmp_path / "module.toml").write_text(text)
+    with pytest.raises(CatalogError, match=message):
+        load_catalog(str(tmp_path))
