@@ -53,6 +53,10 @@ def wrap(mp: pytest.MonkeyPatch, owner, attr: str, make: Callable[[Callable], Ca
 
 
 def all_mutants() -> List[Mutant]:
-    from . import module  # noqa: F401  (registers on import)
+    """Every mutant of every area module in this package (tests/mutants/<area>.py)."""
+    import importlib
+    import pkgutil
 
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
     return list(REGISTRY.values())
