@@ -75,8 +75,8 @@ def run_suite(pytester: pytest.Pytester):
         targets = [str(SUITES / p) for p in paths] or [str(SUITES)]
         recorder = pytester.inline_run(
             *targets, "--device=cpu", "--hypothesis-profile=mutants", "-p", "no:randomly",
-            "-p", "no:cacheprovider", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-            *extra)
+            "-p", "no:cacheprovider", "--no-report", "--rootdir", str(ROOT),
+            "-c", str(ROOT / "pyproject.toml"), *extra)
         reports = recorder.getreports("pytest_runtest_logreport")
         return SuiteRun(recorder.ret, reports)
 

@@ -107,3 +107,23 @@ def load_seeds(directory: str = str(CATALOG_DIR)) -> Dict[str, Dict[str, str]]:
     """Seed id -> {title, topic}: the tutorials the suite turns into checks."""
     path = Path(directory) / "seeds.toml"
     return _read(path) if path.exists() else {}
+
+
+def format_catalog(catalog: Dict[str, Behavior]) -> str:
+    """The catalog as text, grouped by area: the table of contents of the suite."""
+    seeds = load_seeds()
+    lines = []
+    area = None
+    for entry in sorted(catalog.values(), key=lambda e: e.id):
+        if entry.area != area:
+            area = entry.area
+            count = sum(e.area == area for e in catalog.values())
+            lines.append(f"\n== {area} ({count} behaviors) ==")
+        lines.append(f"{entry.id}\n    {entry.statement}\n    doc:  {entry.doc}")
+        if entry.seed:
+            lines.append(f"    seed: {entry.seed} {seeds.get(entry.seed, {}).get('title', '')}")
+        if entry.since:
+            lines.append(f"    since torch {entry.since} (not applicable before)")
+        if entry.changed:
+            lines.append(f"    changed in torch {entry.changed}: {entry.change}")
+    return "\n".join(lines).lstrip("\n")

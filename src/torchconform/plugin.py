@@ -21,12 +21,17 @@ import torch
 
 from . import devices, isolation, profiles, versions
 from .behaviors import CatalogError, load_catalog
+from .report.facts import run_facts
+from .report.html import HtmlReport
+from .report.repro import reproduction
+from .report.results import ResultsWriter, keep_previous
 
 profiles.register()
 
 NOT_APPLICABLE = "not applicable"
 _DEVICES = pytest.StashKey[List[str]]()
 _PREVIOUS_PROFILE = pytest.StashKey[Optional[str]]()
+_MOVED = pytest.StashKey[Path]()
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
@@ -51,6 +56,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--torch-seed", type=int, default=0, metavar="N",
         help="seed of torch, numpy and random at the start of every test (default 0).")
+    group.addoption(
+        "--report-dir", default=None, metavar="DIR",
+        help="where conformance.json and conformance.html go (default: <rootdir>/reports). "
+             "Reports of a different earlier run are moved to DIR/previous/, never lost.")
+    group.addoption(
+        "--no-report", action="store_true", default=False,
+        help="write no conformance.json / conformance.html.")
+    group.addoption(
+        "--behaviors", action="store_true", default=False,
+        help="print the behavior catalog (id, statement, documentation, seed, version facts) "
+             "and exit.")
     parser.addini(
         "torchconform_suites", type="paths", default=[],
         help="folders whose tests are conformance checks (each must name a behavior).")
@@ -77,6 +93,70 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"torchconform catalog: {exc}") from None
     _select_hypothesis_profile(config)
     config.pluginmanager.register(RunCounter(), "torchconform-run-counter")
+    _configure_reports(config)
+
+
+def _configure_reports(config: pytest.Config) -> None:
+    """Per-run JSON and HTML for conformance runs (not for a `pytest tests/` run that merely
+    has the plugin installed), written by the xdist controller or the only process."""
+    if (config.getoption("no_report") or hasattr(config, "workerinput")
+            or config.option.collectonly):
+        return
+    chosen = config.getoption("report_dir")
+    if chosen is None and not _is_conformance_run(config):
+        return
+    directory = Path(chosen) if chosen else config.rootpath / "reports"
+    directory = (config.invocation_params.dir / directory).resolve()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise pytest.UsageError(f"--report-dir: cannot write reports to {directory}: "
+                                f"{exc.strerror or exc}") from None
+    facts = run_facts(config.rootpath, config.stash[_DEVICES])
+    facts["hypothesis_profile"] = config.hypothesis_profile_name
+    facts["torch_seed"] = config.getoption("torch_seed")
+    html_wanted = config.pluginmanager.hasplugin("html") and not config.getoption(
+        "htmlpath", default=None)
+    names = ["conformance.json"] + (["conformance.html"] if html_wanted else [])
+    moved = keep_previous(directory, facts, names)
+    if moved is not None:
+        config.stash[_MOVED] = moved
+    config.pluginmanager.register(ResultsWriter(directory / "conformance.json", facts),
+                                  "torchconform-results")
+    if html_wanted:  # pytest-html reads these in its own pytest_configure, after this one
+        config.option.htmlpath = str(directory / "conformance.html")
+        config.option.self_contained_html = True
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(
+            HtmlReport(facts, config.hypothesis_profile_name, config.getoption("torch_seed")),
+            "torchconform-html")
+
+
+def _is_conformance_run(config: pytest.Config) -> bool:
+    """Does any path this run was given lie inside, or contain, a suite folder?"""
+    roots = _suite_roots(config)
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::", 1)[0]).resolve()
+        if any(path == r or r in path.parents or path in r.parents for r in roots):
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config):
+    if config.getoption("behaviors"):
+        from .behaviors import format_catalog
+
+        config._do_configure()
+        try:
+            print(format_catalog(load_catalog()))
+        finally:
+            config._ensure_unconfigure()
+        return 0
+    return None
 
 
 def _select_hypothesis_profile(config: pytest.Config) -> None:
@@ -247,6 +327,37 @@ def pytest_runtest_call(item: pytest.Item):
         yield
     finally:
         versions.current_item.reset(token)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Attach a reproduction script to a failed conformance test, where the test ran (so it
+    travels to the xdist controller with the report)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or item.get_closest_marker("behavior") is None:
+        return
+    callspec = getattr(item, "callspec", None)
+    notes = getattr(call.excinfo.value, "__notes__", []) if call.excinfo else []
+    script = reproduction(Path(str(item.path)), getattr(item, "originalname", item.name),
+                          dict(callspec.params) if callspec else {}, list(notes),
+                          item.config.getoption("torch_seed"), versions.TORCH_VERSION)
+    if script is None:
+        return
+    report.user_properties.append(("reproduce", script))
+    if item.config.pluginmanager.hasplugin("html"):
+        from pytest_html import extras
+
+        report.extras = list(getattr(report, "extras", [])) + [
+            extras.text(script, name="reproduce.py")]
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    moved = config.stash.get(_MOVED, None)
+    if moved is not None:
+        terminalreporter.write_line(
+            f"torchconform: the previous run's reports (another torch, device set or machine) "
+            f"were moved to {moved}")
 
 
 # -- outcome: a run in which nothing was checked is not a pass ------------------------------

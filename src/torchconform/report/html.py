@@ -1,0 +1,64 @@
+"""pytest-html hooks: behavior (linked to its documentation), area and device columns, and the
+environment table (through pytest-metadata). The reproduction script of a failure is attached
+by the plugin where the test ran (see plugin.pytest_runtest_makereport).
+
+Registered by the plugin only when pytest-html is active (its hookspecs must exist)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Dict, List
+
+import pytest
+
+from ..behaviors import load_catalog
+
+
+class HtmlReport:
+    def __init__(self, facts: Dict[str, Any], profile: str, seed: int) -> None:
+        self.facts = facts
+        self.profile = profile
+        self.seed = seed
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Before pytest-html (trylast) reads pytest-metadata's table.
+        from pytest_metadata.plugin import metadata_key
+
+        torch = self.facts["torch"]
+        session.config.stash[metadata_key].update({
+            "torch": f"{torch['version']} (git {torch['git_version']})",
+            "torch build": {"cpu": "CPU only", "cuda": f"CUDA {torch['cuda']}",
+                            "rocm": f"ROCm {torch['hip']}"}[torch["build"]]
+                           + (f", cuDNN {torch['cudnn']}" if torch["cudnn"] else ""),
+            "devices tested": ", ".join(self.facts["devices"]),
+            "GPUs": "; ".join(f"{g['index']}: {g['name']} (driver {g['driver'] or '?'})"
+                              for g in self.facts["gpus"]) or "none",
+            "CPU": f"{self.facts['cpu']} ({self.facts['cpu_count']} cores, torch threads "
+                   f"{self.facts['torch_threads']})",
+            "hypothesis": f"{self.facts['hypothesis']}, profile {self.profile}",
+            "seed": str(self.seed),
+            "suite commit": self.facts["suite_commit"] or "unknown",
+        })
+
+    def pytest_html_report_title(self, report) -> None:
+        report.title = (f"torchconform: torch {self.facts['torch']['version']} on "
+                        f"{', '.join(self.facts['devices'])}")
+
+    def pytest_html_results_table_header(self, cells: List[str]) -> None:
+        cells.insert(1, '<th class="sortable" data-column-type="behavior">Behavior</th>')
+        cells.insert(2, '<th class="sortable" data-column-type="area">Area</th>')
+        cells.insert(3, '<th class="sortable" data-column-type="device">Device</th>')
+
+    def pytest_html_results_table_row(self, report, cells: List[str]) -> None:
+        props = dict(report.user_properties)
+        bid = props.get("behavior", "")
+        entry = load_catalog().get(bid)
+        link = (f'<a href="{html.escape(entry.doc)}" title="{html.escape(entry.statement)}">'
+                f'{html.escape(bid)}</a>' if entry else html.escape(bid))
+        cells.insert(1, f'<td class="col-behavior">{link}</td>')
+        cells.insert(2, f'<td class="col-area">{html.escape(props.get("area", ""))}</td>')
+        device = props.get("device", "")
+        if props.get("dtype"):
+            device += f" / {props['dtype']}"
+        cells.insert(3, f'<td class="col-device">{html.escape(device)}</td>')
