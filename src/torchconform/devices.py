@@ -158,3 +158,41 @@ def synchronize(device: str) -> bool:
         return False
     sync()
     return True
+
+
+def gpu_for_worker(worker_id: str, visible: List[str]) -> Optional[str]:
+    """The GPU an xdist worker ('gw3') runs on: workers take the visible GPUs round-robin."""
+    if not visible:
+        return None
+    digits = "".join(ch for ch in worker_id if ch.isdigit())
+    return visible[int(digits or 0) % len(visible)]
+
+
+def pin_xdist_worker(device_option: Optional[str], environ=os.environ) -> Optional[str]:
+    """Make this xdist worker see one GPU (CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES) and
+    return its id, before anything initializes CUDA. Only when the run tests plain `cuda`
+    (default or --device cuda): an explicit `cuda:N` keeps every GPU visible."""
+    worker = environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return None
+    tokens = [t.strip() for t in (device_option or "").split(",") if t.strip()]
+    if tokens and "cuda" not in tokens:
+        return None
+    if not (getattr(torch.version, "cuda", None) or getattr(torch.version, "hip", None)):
+        return None
+    variable = "HIP_VISIBLE_DEVICES" if getattr(torch.version, "hip", None) else (
+        "CUDA_VISIBLE_DEVICES")
+    listed = environ.get(variable, environ.get("CUDA_VISIBLE_DEVICES"))
+    if listed is not None:
+        visible = [v.strip() for v in listed.split(",") if v.strip()]
+    else:
+        visible = [str(i) for i in range(torch.cuda.device_count())]
+    chosen = gpu_for_worker(worker, visible)
+    if chosen is None:
+        return None
+    environ[variable] = chosen
+    for cached in (torch.cuda.device_count, getattr(torch.cuda, "_device_count_nvml", None)):
+        clear = getattr(cached, "cache_clear", None)  # older torch cached the count
+        if clear is not None:
+            clear()
+    return chosen

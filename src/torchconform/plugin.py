@@ -19,7 +19,7 @@ from typing import List, Optional
 import pytest
 import torch
 
-from . import devices, isolation, profiles, versions
+from . import devices, expectations, isolation, profiles, versions
 from .behaviors import CatalogError, load_catalog
 from .report.facts import run_facts
 from .report.html import HtmlReport
@@ -32,6 +32,8 @@ NOT_APPLICABLE = "not applicable"
 _DEVICES = pytest.StashKey[List[str]]()
 _PREVIOUS_PROFILE = pytest.StashKey[Optional[str]]()
 _MOVED = pytest.StashKey[Path]()
+_GPU = pytest.StashKey[str]()
+_EXPECTATIONS = pytest.StashKey[dict]()
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
@@ -56,6 +58,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--torch-seed", type=int, default=0, metavar="N",
         help="seed of torch, numpy and random at the start of every test (default 0).")
+    group.addoption(
+        "--xfails-file", default=None, metavar="FILE",
+        help="known failures: one 'TARGET REASON [URL]' per line (TARGET: behavior id or "
+             "prefix, optionally [device], or test id prefix). Strict: a known failure that "
+             "passes fails the run. An entry matching no test is an error.")
+    group.addoption(
+        "--skips-file", default=None, metavar="FILE",
+        help="tests not to run on this build, same format as --xfails-file.")
     group.addoption(
         "--report-dir", default=None, metavar="DIR",
         help="where conformance.json and conformance.html go (default: <rootdir>/reports). "
@@ -83,16 +93,31 @@ def pytest_configure(config: pytest.Config) -> None:
             importlib.import_module(module)
         except ImportError as exc:
             raise pytest.UsageError(f"--backend-module {module}: {exc}") from None
+    _configure_xdist_worker(config)
     try:
         config.stash[_DEVICES] = devices.resolve_devices(config.getoption("device"))
     except devices.DeviceError as exc:
         raise pytest.UsageError(f"--device: {exc}") from None
+    config.stash[_EXPECTATIONS] = {}
+    for option in ("xfails_file", "skips_file"):
+        path = config.getoption(option)
+        if path:
+            try:
+                config.stash[_EXPECTATIONS][option] = expectations.parse(
+                    config.invocation_params.dir / path)
+            except expectations.ExpectationError as exc:
+                raise pytest.UsageError(f"--{option.replace('_', '-')}: {exc}") from None
     try:
         load_catalog()
     except CatalogError as exc:
         raise pytest.UsageError(f"torchconform catalog: {exc}") from None
     _select_hypothesis_profile(config)
     config.pluginmanager.register(RunCounter(), "torchconform-run-counter")
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        timeout = getattr(config.option, "timeout", None)
+        if timeout is None and config.pluginmanager.hasplugin("timeout"):
+            timeout = float(config.getini("timeout") or 0) or None
+        config.pluginmanager.register(CrashAttribution(config, timeout), "torchconform-crashes")
     _configure_reports(config)
 
 
@@ -159,6 +184,20 @@ def pytest_cmdline_main(config: pytest.Config):
     return None
 
 
+def _configure_xdist_worker(config: pytest.Config) -> None:
+    """In an xdist worker: pin it to one GPU before CUDA initializes, and stop hung tests with
+    pytest-timeout's thread method, which ends the worker even inside native code; xdist then
+    reports the test as failed and starts a new worker."""
+    if not hasattr(config, "workerinput"):
+        return
+    gpu = devices.pin_xdist_worker(config.getoption("device"))
+    if gpu is not None:
+        config.stash[_GPU] = gpu
+    if (config.pluginmanager.hasplugin("timeout") and config.getoption("timeout_method") is None
+            and not config.getini("timeout_method")):
+        config.option.timeout_method = "thread"
+
+
 def _select_hypothesis_profile(config: pytest.Config) -> None:
     from hypothesis import settings
 
@@ -183,9 +222,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> List[str]:
+    gpu = config.stash.get(_GPU, None)
     return [
         f"torchconform: torch {versions.TORCH_VERSION} ({devices._build_name()}), "
-        f"devices: {', '.join(config.stash[_DEVICES])}, "
+        f"devices: {', '.join(config.stash[_DEVICES])}"
+        f"{f' (this worker: GPU {gpu})' if gpu is not None else ''}, "
         f"hypothesis profile: {getattr(config, 'hypothesis_profile_name', '?')}, "
         f"seed: {config.getoption('torch_seed')}"
     ]
@@ -253,6 +294,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
             item.user_properties.append(("device", str(params["device"])))
         if "dtype" in params:
             item.user_properties.append(("dtype", _dtype_name(params["dtype"])))
+        gpu = config.stash.get(_GPU, None)
+        if gpu is not None and str(params.get("device", "")).startswith("cuda"):
+            item.user_properties.append(("gpu", gpu))
         if entry.since and not versions.torch_at_least(entry.since):
             item.add_marker(pytest.mark.skip(reason=(
                 f"{NOT_APPLICABLE}: {entry.id} needs torch>={entry.since} "
@@ -260,6 +304,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
     if problems:
         raise pytest.UsageError(
             "every conformance test names one catalogued behavior:\n  " + "\n  ".join(problems))
+    lists = config.stash[_EXPECTATIONS]
+    if lists:
+        stale = expectations.apply(items, lists.get("xfails_file", []),
+                                   lists.get("skips_file", []))
+        if stale:
+            raise pytest.UsageError("known-failure lists:\n  " + "\n  ".join(stale))
     _select_behaviors(config, items, catalog)
 
 
@@ -361,6 +411,37 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
 
 
 # -- outcome: a run in which nothing was checked is not a pass ------------------------------
+
+class CrashAttribution:
+    """On the xdist controller, for a test whose worker died: xdist reports it as phase "???",
+    without the test's facts and without a teardown report. Make it the test's failed call
+    with the behavior, device, ... seen in its setup report, say what may have happened, and
+    close the test with a teardown report, so report writers (pytest-html) list it."""
+
+    def __init__(self, config: pytest.Config, timeout: Optional[float]) -> None:
+        self.config = config
+        self.props: dict = {}
+        self.timeout = timeout
+
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched) -> None:
+        report.user_properties = list(self.props.get(crashitem, []))
+        report.when = "call"
+        report.crashed = True
+        limit = f" or hung past the {self.timeout:g} s per-test timeout" if self.timeout else ""
+        report.longrepr = (f"{report.longrepr}: the test crashed the interpreter{limit}; "
+                           "the worker was replaced and the run went on")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport):
+        if report.user_properties and report.nodeid not in self.props:
+            self.props[report.nodeid] = list(report.user_properties)
+        yield
+        if getattr(report, "crashed", False):
+            self.config.hook.pytest_runtest_logreport(report=pytest.TestReport(
+                nodeid=report.nodeid, location=report.location, keywords={},
+                outcome="passed", longrepr=None, when="teardown",
+                user_properties=list(report.user_properties)))
+
 
 class RunCounter:
     """Counts conformance tests that actually ran (passed or failed, not skipped). Lives on the

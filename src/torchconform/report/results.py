@@ -89,10 +89,10 @@ class TestRecord:
                 na = reason.startswith(NOT_APPLICABLE)
                 self.outcome, self.reason = ("not applicable" if na else "skipped"), reason
         elif report.failed:
-            if report.when == "call":
-                self.outcome = "failed"
+            if report.when not in ("setup", "teardown"):
+                self.outcome = "failed"  # the test body, or its crash (see CrashAttribution)
             elif self.outcome in (None, "passed"):
-                self.outcome = "error"  # setup or teardown failure, or a crashed worker
+                self.outcome = "error"  # a fixture failed around the test
             self.message = self.message or _message(report)
         elif report.when == "call":
             self.outcome = "xpassed" if xfail else "passed"
