@@ -1,10 +1,12 @@
 """pytest hooks and options of torchconform. Each hook delegates to one module:
 
-devices.py    --device parsing and discovery -> `device` fixture parametrization
-behaviors.py  behavior marker and catalog   -> checked at collection, recorded per test
-versions.py   version gates                 -> catalog `since` skips, since() in tests
-isolation.py  known start state per test    -> autouse fixture
-profiles.py   Hypothesis profiles           -> --hypothesis-profile (Hypothesis' own option)
+devices.py       --device parsing, discovery, GPU pinning -> `device` fixture parametrization
+behaviors.py     behavior marker and catalog   -> checked at collection, recorded per test
+versions.py      version gates                 -> catalog `since` skips, since() in tests
+isolation.py     known start state per test    -> autouse fixture
+profiles.py      Hypothesis profiles           -> --hypothesis-profile (Hypothesis' own option)
+expectations.py  --xfails-file / --skips-file  -> xfail / skip markers at collection
+report/          run facts, JSON, HTML columns, reproduction scripts
 
 Per-test facts (behavior, area, device, dtype, gates) travel as `item.user_properties`, the
 one channel pytest and pytest-xdist carry from a test to every report.
@@ -172,14 +174,10 @@ def _is_conformance_run(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config):
-    if config.getoption("behaviors"):
+    if config.getoption("behaviors"):  # like --fixtures: print and exit, run nothing
         from .behaviors import format_catalog
 
-        config._do_configure()
-        try:
-            print(format_catalog(load_catalog()))
-        finally:
-            config._ensure_unconfigure()
+        print(format_catalog(load_catalog()))
         return 0
     return None
 
