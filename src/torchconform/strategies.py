@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
+import numpy as np
 import torch
 from hypothesis import strategies as st
 from torch import nn
@@ -129,3 +130,42 @@ def state_dict_keys(spec: TreeSpec) -> List[str]:
         keys += [_join(prefix, n) for n, _ in node.params]
         keys += [_join(prefix, n) for n, _, keep in node.buffers if keep]
     return keys
+
+
+# -- numeric arrays for the autograd and optim suites -------------------------------------------
+
+def shapes(max_dims: int = 2, max_side: int = 4) -> st.SearchStrategy[Tuple[int, ...]]:
+    """Tensor shapes with 0 (a scalar) to `max_dims` dimensions of 1 to `max_side` elements."""
+    return st.lists(st.integers(1, max_side), min_size=0, max_size=max_dims).map(tuple)
+
+
+@st.composite
+def _signed_arrays(draw, shape, low: float, high: float) -> np.ndarray:
+    if isinstance(shape, st.SearchStrategy):
+        shape = draw(shape)
+    # Values from a numpy generator seeded by Hypothesis: drawing every element through a
+    # Hypothesis strategy costs ~10 ms per example, which 20 examples x every test cannot
+    # afford. Shapes and the seed still come from (and shrink through) Hypothesis.
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    magnitudes = rng.uniform(low, high, size=shape).astype(np.float32).astype(np.float64)
+    return np.where(rng.random(size=shape) < 0.5, -magnitudes, magnitudes)
+
+
+def arrays(shape, low: float = 0.25, high: float = 2.0,
+           elements: Optional[st.SearchStrategy] = None) -> st.SearchStrategy[np.ndarray]:
+    """float64 numpy arrays of `shape` (a tuple or a strategy of tuples). By default the
+    elements have either sign and a magnitude in [low, high], exactly representable in float32
+    (so the float32 tensor under test and the float64 oracle start from identical values); the
+    magnitude floor keeps a relative fault such as a 0.1% wrong gradient from hiding in values
+    near zero. `elements` replaces that with any strategy of floats."""
+    if elements is None:
+        return _signed_arrays(shape, low, high)
+    from hypothesis.extra import numpy as hnp
+
+    return hnp.arrays(np.float64, shape, elements=elements)
+
+
+def integer_arrays(shape, low: int = -8, high: int = 8) -> st.SearchStrategy[np.ndarray]:
+    """Integer-valued float64 arrays: gradients of polynomials at such points are exact in
+    float32, so accumulation can be compared with ==."""
+    return arrays(shape, elements=st.integers(low, high).map(float))
