@@ -139,16 +139,27 @@ def shapes(max_dims: int = 2, max_side: int = 4) -> st.SearchStrategy[Tuple[int,
     return st.lists(st.integers(1, max_side), min_size=0, max_size=max_dims).map(tuple)
 
 
+def signed_values(rng: np.random.Generator, shape, low: float = 0.25,
+                  high: float = 2.0) -> np.ndarray:
+    """float64 values of either sign with magnitude in [low, high], exactly representable in
+    float32, drawn from `rng` (see `arrays`)."""
+    magnitudes = rng.uniform(low, high, size=shape).astype(np.float32).astype(np.float64)
+    return np.where(rng.random(size=shape) < 0.5, -magnitudes, magnitudes)
+
+
+def generators() -> st.SearchStrategy[np.random.Generator]:
+    """numpy generators seeded by Hypothesis. Drawing every element through a Hypothesis
+    strategy costs ~10 ms per example, which 20 examples x every test cannot afford: values
+    come from the generator, while shapes and the seed come from (and shrink through)
+    Hypothesis."""
+    return st.integers(0, 2**32 - 1).map(np.random.default_rng)
+
+
 @st.composite
 def _signed_arrays(draw, shape, low: float, high: float) -> np.ndarray:
     if isinstance(shape, st.SearchStrategy):
         shape = draw(shape)
-    # Values from a numpy generator seeded by Hypothesis: drawing every element through a
-    # Hypothesis strategy costs ~10 ms per example, which 20 examples x every test cannot
-    # afford. Shapes and the seed still come from (and shrink through) Hypothesis.
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    magnitudes = rng.uniform(low, high, size=shape).astype(np.float32).astype(np.float64)
-    return np.where(rng.random(size=shape) < 0.5, -magnitudes, magnitudes)
+    return signed_values(draw(generators()), shape, low, high)
 
 
 def arrays(shape, low: float = 0.25, high: float = 2.0,

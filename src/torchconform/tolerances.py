@@ -33,8 +33,10 @@ def tolerance(dtype: torch.dtype) -> Tuple[float, float]:
 def to_numpy(value: Any) -> np.ndarray:
     """A float64 numpy copy of a tensor (any device), a number or an array."""
     if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", torch.float64).numpy()
-    return np.asarray(value, dtype=np.float64)
+        # .to() returns the tensor itself when it already is a CPU float64 tensor: copy, so the
+        # result does not change when the tensor is later modified in place.
+        return value.detach().to("cpu", torch.float64).numpy().copy()
+    return np.array(value, dtype=np.float64)
 
 
 def sum_atol(dtype: torch.dtype, magnitude: Any) -> np.ndarray:

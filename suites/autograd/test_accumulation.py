@@ -13,7 +13,7 @@ from torch import nn
 
 from torchconform import assert_close, behavior, oracles
 from torchconform.seed_models import LinearRegression
-from torchconform.strategies import arrays, integer_arrays, shapes
+from torchconform.strategies import generators, integer_arrays, shapes, signed_values
 from torchconform.tolerances import sum_atol
 
 
@@ -65,8 +65,9 @@ def _batches(draw):
     """(x, y, weight, bias, k): k equal micro-batches of m rows through nn.Linear."""
     k, m = draw(st.integers(2, 4)), draw(st.integers(1, 3))
     fan_in, fan_out = draw(st.integers(1, 3)), draw(st.integers(1, 2))
-    return (draw(arrays((k * m, fan_in))), draw(arrays((k * m, fan_out), 0.25, 4.0)),
-            draw(arrays((fan_out, fan_in))), draw(arrays((fan_out,))), k)
+    rng = draw(generators())
+    return (signed_values(rng, (k * m, fan_in)), signed_values(rng, (k * m, fan_out), 0.25, 4.0),
+            signed_values(rng, (fan_out, fan_in)), signed_values(rng, (fan_out,)), k)
 
 
 _SEED_BATCHES = (np.arange(12.0).reshape(-1, 1), 2 * np.arange(12.0).reshape(-1, 1) + 1,

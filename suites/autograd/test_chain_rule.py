@@ -10,12 +10,11 @@ import numpy as np
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from torch import nn
 
 from torchconform import assert_close, behavior, oracles, to_numpy
 from torchconform.seed_models import HandLogisticRegression
-from torchconform.strategies import arrays, shapes
+from torchconform.strategies import arrays, generators, shapes, signed_values
 from torchconform.tolerances import sum_atol
 
 
@@ -145,8 +144,9 @@ def _linear_problems(draw):
     """(x, weight, bias, y) for a batch of rows through an nn.Linear(fan_in, fan_out)."""
     rows, fan_in, fan_out = draw(st.integers(1, 6)), draw(st.integers(1, 3)), draw(
         st.integers(1, 3))
-    return (draw(arrays((rows, fan_in))), draw(arrays((fan_out, fan_in))),
-            draw(arrays((fan_out,))), draw(arrays((rows, fan_out), 0.25, 4.0)))
+    rng = draw(generators())
+    return (signed_values(rng, (rows, fan_in)), signed_values(rng, (fan_out, fan_in)),
+            signed_values(rng, (fan_out,)), signed_values(rng, (rows, fan_out), 0.25, 4.0))
 
 
 _SEED_DATA = (np.arange(11.0).reshape(-1, 1), np.array([[0.5]]), np.array([-0.25]),
@@ -190,11 +190,12 @@ def test_mse_of_linear_model_passes_gradcheck_and_gradgradcheck(device):
 def _logistic_problems(draw):
     """(x, labels, W, b): x holds n samples of dim features in its columns, as in seed 000."""
     dim, n = draw(st.integers(1, 4)), draw(st.integers(1, 6))
-    labels = draw(hnp.arrays(np.float64, (1, n), elements=st.sampled_from([0.0, 1.0])))
+    rng = draw(generators())
+    labels = rng.integers(0, 2, size=(1, n)).astype(np.float64)
     # Small weights keep |W @ x + b| <= 2.25, so y_hat stays within [0.09, 0.91]: the seed's
     # loss goes through log(1 - y_hat), whose float32 rounding grows like 1 / (1 - y_hat).
-    return (draw(arrays((dim, n))), labels, draw(arrays((1, dim), 0.0625, 0.25)),
-            draw(arrays((), 0.0625, 0.25)))
+    return (signed_values(rng, (dim, n)), labels, signed_values(rng, (1, dim), 0.0625, 0.25),
+            signed_values(rng, (), 0.0625, 0.25))
 
 
 @behavior("autograd.chain_rule.hand_written_backward")
