@@ -3,6 +3,9 @@
 A `TreeSpec` describes a module tree independently of torch: the expected traversal orders,
 names and state_dict keys are computed from the spec by the functions below, never by asking
 the module under test.
+
+`shapes`, `arrays`, `integer_arrays`, `generators` and `signed_values` draw the numbers the
+autograd and optim suites feed both to torch and to the numpy oracles in oracles.py.
 """
 
 from __future__ import annotations

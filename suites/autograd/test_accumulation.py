@@ -82,8 +82,8 @@ def test_micro_batch_losses_divided_by_k_accumulate_the_full_batch_gradient(devi
     x, y, weight, bias, k = batch
     model = LinearRegression(x.shape[1], y.shape[1]).to(device, dtype)
     with torch.no_grad():
-        model.linear.weight.copy_(torch.tensor(weight))
-        model.linear.bias.copy_(torch.tensor(bias))
+        model.linear.weight.copy_(torch.tensor(weight, device=device, dtype=dtype))
+        model.linear.bias.copy_(torch.tensor(bias, device=device, dtype=dtype))
     criterion = nn.MSELoss()
     xt = torch.tensor(x, device=device, dtype=dtype)
     yt = torch.tensor(y, device=device, dtype=dtype)

@@ -1,5 +1,6 @@
 """Gradients and optimizer state live where the parameter lives, in its dtype."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -23,10 +24,11 @@ def test_grads_and_momentum_buffers_have_the_parameters_device_and_dtype(device,
 
 
 @behavior("optim.device.grads_and_state_follow_parameter")
-def test_loaded_state_follows_the_new_parameters_dtype(device):
-    source = torch.tensor([1.0, 2.0], device=device, dtype=torch.float64, requires_grad=True)
+@pytest.mark.parametrize("dtype", [torch.float64], indirect=True, ids=["float64"])
+def test_loaded_state_follows_the_new_parameters_dtype(device, dtype):
+    source = torch.tensor([1.0, 2.0], device=device, dtype=dtype, requires_grad=True)
     optimizer = torch.optim.SGD([source], lr=0.1, momentum=0.9)
-    source.grad = torch.ones(2, device=device, dtype=torch.float64)
+    source.grad = torch.ones(2, device=device, dtype=dtype)
     optimizer.step()
     target = torch.tensor([1.0, 2.0], device=device, requires_grad=True)  # float32
     resumed = torch.optim.SGD([target], lr=0.1, momentum=0.9)
