@@ -238,3 +238,19 @@ def test_autograd_equals_seed_000_hand_written_logistic_regression_backward(devi
                                  ("hand-written dL/dW", model.grad["dw"], grad_w, mag_w),
                                  ("hand-written dL/db", model.grad["db"], grad_b, mag_b)]:
         assert_close(got, want, atol=sum_atol(dtype, mag), what=what)
+
+
+@behavior("autograd.chain_rule.hand_written_backward")
+@FLOAT64
+def test_logistic_regression_loss_passes_gradcheck_and_gradgradcheck(device, dtype):
+    x = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], device=device, dtype=dtype)
+    y = torch.tensor([[1.0, 0.0, 1.0]], device=device, dtype=dtype)
+    W = torch.tensor([[0.25, -0.5]], device=device, dtype=dtype, requires_grad=True)
+    b = torch.tensor(0.125, device=device, dtype=dtype, requires_grad=True)
+
+    def loss(weight, bias):
+        y_hat = 1 / (1 + torch.exp(-(weight @ x + bias)))  # seed 000's sigmoid
+        return -(y * torch.log(y_hat) + (1 - y) * torch.log(1 - y_hat)).mean()
+
+    assert torch.autograd.gradcheck(loss, (W, b))
+    assert torch.autograd.gradgradcheck(loss, (W, b))
