@@ -63,13 +63,17 @@ class LinearRegression(nn.Module):
 class HandLogisticRegression(nn.Module):
     """Seed 000's LR: logistic regression with a hand-written backward and update.
 
-    x has shape (dim, n) (features by samples), as in the seed; W has shape (1, dim)."""
+    x has shape (dim, n) (features by samples), as the seed's backward uses it; W has shape
+    (1, dim), so forward is W @ x + b (the seed's forward, x @ W.T with W of shape (dim, 1), only
+    lines up with its backward when dim == 1). W, b and the gradients are plain tensors, which
+    Module.to() does not move: pass `device` and `dtype` to create them where they are used."""
 
-    def __init__(self, dim, lr=0.01):
+    def __init__(self, dim, lr=0.01, device=None, dtype=None):
         super().__init__()
-        self.W = torch.zeros(1, dim)
-        self.b = torch.zeros(())
-        self.grad = {"dw": torch.zeros(1, dim), "db": torch.zeros(())}
+        self.W = torch.zeros(1, dim, device=device, dtype=dtype)
+        self.b = torch.zeros((), device=device, dtype=dtype)
+        self.grad = {"dw": torch.zeros(1, dim, device=device, dtype=dtype),
+                     "db": torch.zeros((), device=device, dtype=dtype)}
         self.lr = lr
 
     def forward(self, x):

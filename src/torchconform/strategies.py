@@ -3,6 +3,9 @@
 A `TreeSpec` describes a module tree independently of torch: the expected traversal orders,
 names and state_dict keys are computed from the spec by the functions below, never by asking
 the module under test.
+
+`shapes`, `arrays`, `integer_arrays`, `generators` and `signed_values` draw the numbers the
+autograd and optim suites feed both to torch and to the numpy oracles in oracles.py.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
+import numpy as np
 import torch
 from hypothesis import strategies as st
 from torch import nn
@@ -129,3 +133,53 @@ def state_dict_keys(spec: TreeSpec) -> List[str]:
         keys += [_join(prefix, n) for n, _ in node.params]
         keys += [_join(prefix, n) for n, _, keep in node.buffers if keep]
     return keys
+
+
+# -- numeric arrays for the autograd and optim suites -------------------------------------------
+
+def shapes(max_dims: int = 2, max_side: int = 4) -> st.SearchStrategy[Tuple[int, ...]]:
+    """Tensor shapes with 0 (a scalar) to `max_dims` dimensions of 1 to `max_side` elements."""
+    return st.lists(st.integers(1, max_side), min_size=0, max_size=max_dims).map(tuple)
+
+
+def signed_values(rng: np.random.Generator, shape, low: float = 0.25,
+                  high: float = 2.0) -> np.ndarray:
+    """float64 values of either sign with magnitude in [low, high], exactly representable in
+    float32, drawn from `rng` (see `arrays`)."""
+    magnitudes = rng.uniform(low, high, size=shape).astype(np.float32).astype(np.float64)
+    return np.where(rng.random(size=shape) < 0.5, -magnitudes, magnitudes)
+
+
+def generators() -> st.SearchStrategy[np.random.Generator]:
+    """numpy generators seeded by Hypothesis. Drawing every element through a Hypothesis
+    strategy costs ~10 ms per example, which 20 examples x every test cannot afford: values
+    come from the generator, while shapes and the seed come from (and shrink through)
+    Hypothesis."""
+    return st.integers(0, 2**32 - 1).map(np.random.default_rng)
+
+
+@st.composite
+def _signed_arrays(draw, shape, low: float, high: float) -> np.ndarray:
+    if isinstance(shape, st.SearchStrategy):
+        shape = draw(shape)
+    return signed_values(draw(generators()), shape, low, high)
+
+
+def arrays(shape, low: float = 0.25, high: float = 2.0,
+           elements: Optional[st.SearchStrategy] = None) -> st.SearchStrategy[np.ndarray]:
+    """float64 numpy arrays of `shape` (a tuple or a strategy of tuples). By default the
+    elements have either sign and a magnitude in [low, high], exactly representable in float32
+    (so the float32 tensor under test and the float64 oracle start from identical values); the
+    magnitude floor keeps a relative fault such as a 0.1% wrong gradient from hiding in values
+    near zero. `elements` replaces that with any strategy of floats."""
+    if elements is None:
+        return _signed_arrays(shape, low, high)
+    from hypothesis.extra import numpy as hnp
+
+    return hnp.arrays(np.float64, shape, elements=elements)
+
+
+def integer_arrays(shape, low: int = -8, high: int = 8) -> st.SearchStrategy[np.ndarray]:
+    """Integer-valued float64 arrays: gradients of polynomials at such points are exact in
+    float32, so accumulation can be compared with ==."""
+    return arrays(shape, elements=st.integers(low, high).map(float))

@@ -33,15 +33,31 @@ def tolerance(dtype: torch.dtype) -> Tuple[float, float]:
 def to_numpy(value: Any) -> np.ndarray:
     """A float64 numpy copy of a tensor (any device), a number or an array."""
     if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", torch.float64).numpy()
-    return np.asarray(value, dtype=np.float64)
+        # .to() returns the tensor itself when it already is a CPU float64 tensor: copy, so the
+        # result does not change when the tensor is later modified in place.
+        return value.detach().to("cpu", torch.float64).numpy().copy()
+    return np.array(value, dtype=np.float64)
+
+
+def sum_atol(dtype: torch.dtype, magnitude: Any) -> np.ndarray:
+    """An elementwise atol for results that are sums of products (matmuls, reductions).
+
+    Rounding error of a floating-point sum is bounded relative to the sum of the terms'
+    absolute values, not to the result: where terms cancel, the result can be far smaller
+    than its error bound. `magnitude` is that sum of |terms| for each element, computed by
+    the oracle (e.g. abs(a) @ abs(b) for a @ b); the atol is the dtype's rtol times it plus
+    the dtype's atol. A fault that scales the result (a 0.1% wrong gradient) still fails
+    wherever the result is not much smaller than its terms."""
+    rtol, atol = tolerance(dtype)
+    return atol + rtol * to_numpy(magnitude)
 
 
 def assert_close(actual: Any, expected: Any, *, dtype: Optional[torch.dtype] = None,
-                 rtol: Optional[float] = None, atol: Optional[float] = None,
+                 rtol: Optional[float] = None, atol: Any = None,
                  what: str = "value") -> None:
     """Assert `actual` (a tensor) equals the float64 oracle `expected` within the tolerance
-    of `dtype` (default: actual's dtype), with a message that shows the worst element."""
+    of `dtype` (default: actual's dtype), with a message that shows the worst element.
+    `atol` may be an array broadcastable to the values (see sum_atol)."""
     if dtype is None:
         dtype = actual.dtype if isinstance(actual, torch.Tensor) else torch.float64
     default_rtol, default_atol = tolerance(dtype)
@@ -50,11 +66,12 @@ def assert_close(actual: Any, expected: Any, *, dtype: Optional[torch.dtype] = N
     got, want = to_numpy(actual), to_numpy(expected)
     assert got.shape == want.shape, f"{what}: shape {got.shape} != expected {want.shape}"
     error = np.abs(got - want)
-    bound = atol + rtol * np.abs(want)
+    bound = np.broadcast_to(atol + rtol * np.abs(want), error.shape)
     if not np.all(error <= bound) or not np.all(np.isfinite(got) == np.isfinite(want)):
         worst = np.unravel_index(np.argmax(error - bound), error.shape) if error.ndim else ()
         raise AssertionError(
-            f"{what} differs from the float64 oracle ({dtype}, rtol={rtol:g}, atol={atol:g}): "
+            f"{what} differs from the float64 oracle ({dtype}, rtol={rtol:g}, "
+            f"atol={np.max(atol):g}): "
             f"at index {tuple(int(i) for i in worst)} got {got[worst]!r}, expected "
             f"{want[worst]!r}\n got: {np.array2string(got, precision=8)}\n"
             f" expected: {np.array2string(want, precision=8)}")

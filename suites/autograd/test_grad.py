@@ -1,0 +1,50 @@
+"""torch.autograd.grad(): gradients returned instead of accumulated, and higher derivatives."""
+
+import numpy as np
+import torch
+from hypothesis import example, given
+
+from torchconform import assert_close, behavior, oracles, to_numpy
+from torchconform.strategies import arrays, shapes
+
+
+@behavior("autograd.grad.returns_without_accumulating")
+@given(w=arrays(shapes(), 0.25, 4.0))
+@example(w=np.array(2.0))
+def test_autograd_grad_returns_the_gradient_and_leaves_grad_unset(device, dtype, w):
+    wt = torch.tensor(w, device=device, dtype=dtype, requires_grad=True)
+    z = 10 * wt**2 + 25
+    (grad,) = torch.autograd.grad(z.sum(), wt)
+    assert_close(grad, oracles.square_scaled(to_numpy(wt))[1], what="dz/dw")
+    assert wt.grad is None  # returned, not accumulated into .grad
+    assert grad.requires_grad is False  # create_graph defaults to False
+
+
+@behavior("autograd.grad.returns_without_accumulating")
+def test_autograd_grad_leaves_an_existing_grad_unchanged(device):
+    a = torch.tensor([2.0, 3.0], device=device, requires_grad=True)
+    (3 * a**3).sum().backward()
+    before = a.grad.clone()
+    (grad,) = torch.autograd.grad((3 * a**3).sum(), a)
+    assert torch.equal(a.grad, before)
+    assert grad.cpu().tolist() == [36.0, 81.0]
+
+
+@behavior("autograd.grad.create_graph")
+@given(a=arrays(shapes(), 0.25, 2.0))
+@example(a=np.array([2.0, 3.0]))
+def test_create_graph_makes_the_gradient_differentiable(device, dtype, a):
+    at = torch.tensor(a, device=device, dtype=dtype, requires_grad=True)
+    (first,) = torch.autograd.grad((3 * at**3).sum(), at, create_graph=True)
+    assert first.requires_grad is True
+    assert_close(first, 9 * a**2, what="dQ/da")
+    (second,) = torch.autograd.grad(first.sum(), at)
+    assert_close(second, oracles.cubic_second(a, np.ones_like(a)), what="d2Q/da2")
+
+
+@behavior("autograd.grad.create_graph")
+def test_second_derivative_of_10w_squared_plus_25_is_20(device):
+    w = torch.tensor([2.0, -1.5], device=device, requires_grad=True)
+    (dz,) = torch.autograd.grad((10 * w**2 + 25).sum(), w, create_graph=True)
+    dz.sum().backward()  # the second derivative accumulates into w.grad
+    assert_close(w.grad, oracles.square_scaled_second([2.0, -1.5]), what="d2z/dw2")

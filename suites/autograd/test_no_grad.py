@@ -1,0 +1,138 @@
+"""torch.no_grad() as a context manager and a decorator, and how it differs from eval()."""
+
+import pytest
+import torch
+from torch import nn
+
+from torchconform import assert_close, behavior, to_numpy
+from torchconform.seed_models import HandLogisticRegression, LinearRegression
+
+
+def _w(device):
+    return torch.tensor([2.0, 3.0], device=device, requires_grad=True)
+
+
+@behavior("autograd.no_grad.context_manager")
+def test_results_inside_no_grad_do_not_require_grad(device):
+    w = _w(device)
+    with torch.no_grad():
+        z = 10 * w**2 + 25
+        prediction = LinearRegression(1, 1).to(device)(torch.ones(4, 1, device=device))
+        assert torch.is_grad_enabled() is False
+    assert z.requires_grad is False and z.grad_fn is None
+    assert prediction.requires_grad is False and prediction.grad_fn is None
+    assert_close(z, [65.0, 115.0])  # values are computed as usual
+
+
+@behavior("autograd.no_grad.context_manager")
+def test_leaving_no_grad_restores_recording(device):
+    w = _w(device)
+    with torch.no_grad():
+        pass
+    assert torch.is_grad_enabled() is True
+    z = 10 * w**2 + 25
+    assert z.requires_grad is True and z.grad_fn is not None
+    z.sum().backward()
+    assert w.grad.cpu().tolist() == [40.0, 60.0]
+
+
+@behavior("autograd.no_grad.context_manager")
+def test_no_grad_restores_recording_after_an_exception(device):
+    with pytest.raises(ValueError):
+        with torch.no_grad():
+            raise ValueError("inside")
+    assert (_w(device) * 2).requires_grad is True
+
+
+@behavior("autograd.no_grad.decorator")
+def test_no_grad_as_decorator_stops_recording_in_the_function(device):
+    @torch.no_grad()
+    def predict(w):
+        return 10 * w**2 + 25
+
+    w = _w(device)
+    z = predict(w)
+    assert z.requires_grad is False and z.grad_fn is None
+    assert_close(z, [65.0, 115.0])
+    assert (w * 2).requires_grad is True  # recording is back after the call
+
+
+@behavior("autograd.no_grad.decorator")
+def test_no_grad_decorator_keeps_the_function_result_and_name(device):
+    def scale(w, factor=2.0):
+        return w * factor
+
+    decorated = torch.no_grad()(scale)
+    out = decorated(_w(device), factor=3.0)
+    assert decorated.__name__ == "scale"
+    assert out.requires_grad is False
+    assert out.cpu().tolist() == [6.0, 9.0]
+
+
+@behavior("autograd.no_grad.in_place_update")
+def test_in_place_update_of_a_leaf_is_allowed_inside_no_grad(device):
+    w = _w(device)
+    (10 * w**2 + 25).sum().backward()
+    with torch.no_grad():
+        w -= 0.01 * w.grad  # a hand-written SGD step, as in seed 000's LR.optimize()
+    assert w.requires_grad is True and w.is_leaf and w.grad_fn is None
+    assert_close(w, [2.0 - 0.01 * 40.0, 3.0 - 0.01 * 60.0])
+
+
+@behavior("autograd.no_grad.in_place_update")
+def test_in_place_update_of_a_leaf_that_requires_grad_raises_outside_no_grad(device):
+    w = _w(device)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        w -= 1.0
+    assert w.cpu().tolist() == [2.0, 3.0]
+
+
+@behavior("autograd.no_grad.in_place_update")
+def test_seed_000_hand_written_update_under_no_grad(device):
+    x = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], device=device)
+    y = torch.tensor([[1.0, 0.0, 1.0]], device=device)
+    model = HandLogisticRegression(2, lr=0.5, device=device)
+    model.W.requires_grad_()
+    y_hat = model(x)
+    model.backward(x, y_hat.detach(), y)
+    with torch.no_grad():
+        model.optimize()  # W -= lr * dw in place on a leaf that requires grad
+    # W started at zero, so y_hat = 0.5 and W = -lr * (0.5 - y) @ x.T / n.
+    expected = -0.5 * (0.5 - to_numpy(y)) @ to_numpy(x).T / 3
+    assert_close(model.W, expected)
+    assert model.W.is_leaf and model.W.requires_grad
+
+
+@behavior("autograd.no_grad.keeps_training_mode")
+def test_no_grad_leaves_the_training_flag_alone(device):
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(p=0.5)).to(device)
+    assert model.training
+    with torch.no_grad():
+        out = model(torch.ones(2000, 2, device=device))
+        assert model.training and model[1].training
+    assert model.training and all(m.training for m in model.modules())
+    # Dropout still drops in training mode under no_grad: about half the outputs are zero.
+    zeros = (out == 0).float().mean().item()
+    assert 0.4 < zeros < 0.6
+
+
+@behavior("autograd.no_grad.keeps_training_mode")
+def test_no_grad_leaves_an_eval_model_in_eval(device):
+    model = LinearRegression(1, 1).to(device).eval()
+    with torch.no_grad():
+        model(torch.ones(1, 1, device=device))
+    assert model.training is False and model.linear.training is False
+
+
+@behavior("autograd.no_grad.eval_keeps_gradients")
+def test_eval_mode_still_records_and_backpropagates(device):
+    model = LinearRegression(1, 1).to(device)
+    model.eval()
+    x = torch.arange(11.0, device=device).view(-1, 1)
+    out = model(x)
+    assert torch.is_grad_enabled() is True
+    assert out.requires_grad is True and out.grad_fn is not None
+    assert all(p.requires_grad for p in model.parameters())
+    out.sum().backward()
+    assert model.linear.weight.grad.item() == 55.0  # sum of x = 0..10
+    assert model.linear.bias.grad.item() == 11.0
