@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+import types
 
 import pytest
 import torch
@@ -84,6 +85,10 @@ def test_other_unusable_devices_are_refused_with_a_reason(monkeypatch, name, rea
 
 
 def test_xpu_follows_its_is_available(monkeypatch):
+    if not hasattr(torch, "xpu"):  # older torch has no torch.xpu module: stand one in
+        monkeypatch.setattr(torch, "xpu", types.ModuleType("xpu"), raising=False)
+        monkeypatch.setattr(torch.xpu, "is_available", None, raising=False)
+        monkeypatch.setattr(torch.xpu, "device_count", None, raising=False)
     monkeypatch.setattr(torch.xpu, "is_available", lambda: True)
     monkeypatch.setattr(torch.xpu, "device_count", lambda: 1)
     assert "xpu" in resolve_devices(None)
@@ -105,6 +110,9 @@ def test_float64_support():
 def test_privateuse1_backend_is_discovered_under_its_name(tmp_path):
     """A PrivateUse1 backend renamed to 'npu' is found and testable (in a fresh interpreter:
     renaming the backend cannot be undone)."""
+    if not hasattr(torch._C, "_get_privateuse1_backend_name"):
+        pytest.skip(f"not applicable: torch {torch.__version__} cannot report a renamed "
+                    "PrivateUse1 backend's name (torch>=2.1 can)")
     script = textwrap.dedent("""
         import types, torch
         torch.utils.rename_privateuse1_backend("npu")

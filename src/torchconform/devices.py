@@ -97,10 +97,13 @@ def available_device_types() -> List[str]:
     found = ["cpu"]
     candidates = ["cuda", "xpu", "mps", "mtia", privateuse1_name()]
     accelerator = getattr(torch, "accelerator", None)
-    if accelerator is not None and accelerator.is_available():
-        current = accelerator.current_accelerator()
-        if current is not None:
-            candidates.append(current.type)
+    try:
+        current = accelerator.current_accelerator() if (
+            accelerator is not None and accelerator.is_available()) else None
+    except RuntimeError:  # torch 2.6 raises for a PrivateUse1 backend without C++ hooks
+        current = None
+    if current is not None:
+        candidates.append(current.type)
     for kind in candidates:
         if kind in found or kind == "privateuseone":
             continue

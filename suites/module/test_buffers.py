@@ -98,3 +98,29 @@ def test_register_buffer_rejects_a_non_tensor(device, value):
     with pytest.raises(TypeError, match="cannot assign"):
         m.register_buffer("b", value)
     assert list(m.buffers()) == []
+
+
+@behavior("module.buffer.remove_duplicate_false")
+def test_shared_buffer_is_yielded_once_unless_remove_duplicate_false(device):
+    shared = torch.arange(3.0, device=device)
+    m = nn.Module()
+    m.register_buffer("a", shared)
+    m.child = nn.Module()
+    m.child.register_buffer("b", shared)
+    assert [n for n, _ in m.named_buffers()] == ["a"]
+    everything = list(m.named_buffers(remove_duplicate=False))
+    assert [n for n, _ in everything] == ["a", "child.b"]
+    assert everything[0][1] is shared and everything[1][1] is shared
+
+
+@behavior("module.buffer.buffer_assignment_registers")
+def test_assigning_an_nn_buffer_registers_it_as_a_buffer(device):
+    m = nn.Module()
+    m.running = nn.Buffer(torch.full((2,), 0.5, device=device))
+    m.scratch = nn.Buffer(torch.ones(3, device=device), persistent=False)
+    m.plain = torch.zeros(1, device=device)  # a plain Tensor: an ordinary attribute
+    assert [n for n, _ in m.named_buffers()] == ["running", "scratch"]
+    assert list(m.state_dict()) == ["running"]
+    assert torch.equal(m.get_buffer("running").cpu(), torch.full((2,), 0.5))
+    assert m.running.device.type == device.type and m.running.requires_grad is False
+    assert list(m.parameters()) == []

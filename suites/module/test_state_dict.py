@@ -1,13 +1,15 @@
 """state_dict() and load_state_dict(): what is saved, under which keys, and how it comes back."""
 
 import io
+import pickle
+import warnings
 
 import pytest
 import torch
 from hypothesis import example, given
 from torch import nn
 
-from torchconform import behavior
+from torchconform import behavior, since
 from torchconform.seed_models import LinearModel
 from torchconform.strategies import DEEP_TREE, build, module_trees, state_dict_keys
 
@@ -128,3 +130,67 @@ def test_torch_save_and_load_of_a_state_dict_restores_an_equal_module(device, sp
     target.load_state_dict(loaded)
     for (k1, v1), (k2, v2) in zip(source.state_dict().items(), target.state_dict().items()):
         assert k1 == k2 and v1.device == v2.device and torch.equal(v1, v2)
+
+
+@behavior("module.state_dict.load_assign")
+def test_load_state_dict_assign_takes_the_saved_tensors(device):
+    m = _tree(device)
+    m.sub1.bias.requires_grad_(False)
+    # float64 values: assign keeps the saved tensors' dtype, where a copying load would cast
+    # them to the module's float32.
+    sd = {k: torch.full_like(v, 3.0, dtype=torch.float64) for k, v in m.state_dict().items()}
+    m.load_state_dict(sd, assign=True)
+    params = dict(m.named_parameters())
+    for key, saved in sd.items():
+        now = params[key] if key in params else m.get_buffer(key)
+        assert now.dtype == torch.float64 and now.data_ptr() == saved.data_ptr(), key
+        assert torch.equal(now.detach().cpu(), torch.full(saved.shape, 3.0, dtype=torch.float64))
+    assert all(isinstance(p, nn.Parameter) for p in params.values())
+    requires_grad = {n: p.requires_grad for n, p in params.items()}
+    if since("2.3"):  # the module's requires_grad, not the saved tensors' (all False here)
+        assert requires_grad == {
+            "weight": True, "bias": True, "sub1.weight": True, "sub1.bias": False}
+    else:  # 2.1-2.2 wrap each tensor as nn.Parameter(tensor): requires grad, like any Parameter
+        assert all(requires_grad.values())
+
+
+def _saved(obj) -> io.BytesIO:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    buffer.seek(0)
+    return buffer
+
+
+@behavior("module.state_dict.torch_load_weights_only_default")
+def test_torch_load_default_refuses_a_pickled_module_from_2_6(device):
+    saved = LinearModel().to(device)  # a whole module, as older tutorials saved models
+    with warnings.catch_warnings():
+        # 2.4-2.5 also warn here; module.state_dict.torch_load_future_warning asserts that.
+        warnings.simplefilter("ignore", FutureWarning)
+        if since("2.6"):
+            with pytest.raises(pickle.UnpicklingError):
+                torch.load(_saved(saved), map_location=device)
+        else:
+            loaded = torch.load(_saved(saved), map_location=device)
+            assert isinstance(loaded, LinearModel)
+            assert torch.equal(loaded.weight, saved.weight)
+        # Asked for explicitly, full unpickling works on every version.
+        loaded = torch.load(_saved(saved), map_location=device, weights_only=False)
+    assert isinstance(loaded, LinearModel) and torch.equal(loaded.bias, saved.bias)
+
+
+@behavior("module.state_dict.torch_load_future_warning")
+def test_torch_load_without_weights_only_warns_on_2_4_and_2_5_only(device):
+    saved = LinearModel().to(device).state_dict()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = torch.load(_saved(saved), map_location=device)
+    future = [w for w in caught
+              if issubclass(w.category, FutureWarning) and "weights_only" in str(w.message)]
+    assert list(loaded) == ["weight", "bias"] and torch.equal(loaded["weight"], saved["weight"])
+    if since("2.6"):
+        assert future == []
+    elif since("2.4"):
+        assert len(future) == 1
+    else:
+        assert future == []

@@ -99,6 +99,30 @@ def test_get_submodule_rejects_missing_or_non_module_targets(device, target):
         m1.get_submodule(target)
 
 
+@behavior("module.traversal.set_submodule")
+def test_set_submodule_replaces_or_adds_under_an_existing_parent(device):
+    m1, m2, _ = _seed_tree(device)
+    replacement, added = LinearModel().to(device), LinearModel().to(device)
+    m1.set_submodule("sub1.sub2_1", replacement)
+    assert m1.get_submodule("sub1.sub2_1") is replacement and m2.sub2_1 is replacement
+    m1.set_submodule("sub1.extra", added)
+    assert m2.extra is added
+    with pytest.raises(AttributeError):
+        m1.set_submodule("missing.leaf", LinearModel().to(device))
+    assert [n for n, _ in m1.named_modules()] == ["", "sub1", "sub1.sub2_1", "sub1.extra"]
+
+
+@behavior("module.traversal.set_submodule_strict")
+def test_set_submodule_strict_replaces_but_never_adds(device):
+    m1, m2, _ = _seed_tree(device)
+    replacement = LinearModel().to(device)
+    m1.set_submodule("sub1.sub2_1", replacement, strict=True)
+    assert m2.sub2_1 is replacement
+    with pytest.raises(AttributeError):
+        m1.set_submodule("sub1.extra", LinearModel().to(device), strict=True)
+    assert [n for n, _ in m1.named_modules()] == ["", "sub1", "sub1.sub2_1"]
+
+
 @behavior("module.traversal.add_module_registers")
 @pytest.mark.parametrize("method", ["add_module", "register_module"])
 def test_add_module_registers_under_the_name(device, method):

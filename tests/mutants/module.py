@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 
 import torch
 from torch import nn
+
+from torchconform.versions import torch_at_least
 
 from . import mutant, wrap
 
@@ -355,6 +358,39 @@ def register_buffer_converts_values(mp):
         else torch.zeros(1), persistent))
 
 
+@mutant(breaks="module.buffer.remove_duplicate_false")
+def named_buffers_remove_duplicate_ignored(mp):
+    def make(orig):
+        def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+            return orig(self, prefix, recurse, remove_duplicate=True)
+        return named_buffers
+    wrap(mp, M, "named_buffers", make)
+
+
+@mutant(breaks="module.buffer.remove_duplicate_false")
+def named_buffers_never_removes_duplicates(mp):
+    def make(orig):
+        def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+            return orig(self, prefix, recurse, remove_duplicate=False)
+        return named_buffers
+    wrap(mp, M, "named_buffers", make)
+
+
+@mutant(breaks="module.buffer.buffer_assignment_registers")
+def nn_buffer_assignment_is_a_plain_attribute(mp):
+    wrap(mp, M, "__setattr__", lambda orig: lambda self, name, value: (
+        object.__setattr__(self, name, value)
+        if isinstance(value, nn.Buffer) and name not in self._buffers
+        else orig(self, name, value)))
+
+
+@mutant(breaks="module.buffer.buffer_assignment_registers")
+def nn_buffer_persistent_flag_ignored(mp):
+    wrap(mp, M, "__setattr__", lambda orig: lambda self, name, value: (
+        self.register_buffer(name, value) if isinstance(value, nn.Buffer)
+        else orig(self, name, value)))
+
+
 # -- state_dict ----------------------------------------------------------------------------
 
 def _wrap_save(mp, after):
@@ -490,6 +526,73 @@ def torch_load_loses_precision(mp):
                 return OrderedDict((k, v.half().to(v.dtype) if v.is_floating_point() else v)
                                    for k, v in result.items())
             return result
+        return load
+    wrap(mp, torch, "load", make)
+
+
+@mutant(breaks="module.state_dict.load_assign")
+def load_assign_copies_instead(mp):
+    def make(orig):
+        def load(self, state_dict, strict=True, assign=False):
+            return orig(self, state_dict, strict=strict)
+        return load
+    wrap(mp, M, "load_state_dict", make)
+
+
+@mutant(breaks="module.state_dict.load_assign")
+def load_assign_takes_requires_grad_from_the_state_dict(mp):
+    def make(orig):
+        def load(self, state_dict, strict=True, assign=False):
+            result = orig(self, state_dict, strict=strict, assign=assign)
+            if assign:
+                for name, p in self.named_parameters():
+                    if name in state_dict:
+                        p.requires_grad_(state_dict[name].requires_grad)
+            return result
+        return load
+    wrap(mp, M, "load_state_dict", make)
+
+
+_UNSET = object()
+
+
+@mutant(breaks="module.state_dict.torch_load_weights_only_default")
+def torch_load_default_on_the_other_side(mp):
+    """The installed version's weights_only default flipped: True before 2.6, False after."""
+    def make(orig):
+        def load(f, *args, weights_only=_UNSET, **kwargs):
+            if weights_only is _UNSET:
+                weights_only = not torch_at_least("2.6")
+            return orig(f, *args, weights_only=weights_only, **kwargs)
+        return load
+    wrap(mp, torch, "load", make)
+
+
+@mutant(breaks="module.state_dict.torch_load_weights_only_default")
+def torch_load_always_weights_only(mp):
+    def make(orig):
+        def load(f, *args, weights_only=None, **kwargs):
+            return orig(f, *args, weights_only=True, **kwargs)
+        return load
+    wrap(mp, torch, "load", make)
+
+
+@mutant(breaks="module.state_dict.torch_load_future_warning")
+def torch_load_future_warning_outside_its_window(mp):
+    """Warns where the installed version does not (outside 2.4-2.5) and is silent where it does."""
+    in_window = torch_at_least("2.4") and not torch_at_least("2.6")
+
+    def make(orig):
+        def load(f, *args, **kwargs):
+            if "weights_only" in kwargs:
+                return orig(f, *args, **kwargs)
+            if in_window:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)
+                    return orig(f, *args, **kwargs)
+            warnings.warn("torch.load: the default of weights_only will change", FutureWarning,
+                          stacklevel=2)
+            return orig(f, *args, **kwargs)
         return load
     wrap(mp, torch, "load", make)
 
@@ -663,6 +766,48 @@ def repr_without_indentation(mp):
     wrap(mp, M, "__repr__", make)
 
 
+@mutant(breaks="module.traversal.set_submodule")
+def set_submodule_sets_a_dotted_attribute(mp):
+    def make(orig):
+        def set_submodule(self, target, module, *args, **kwargs):
+            self._modules[target] = module
+        return set_submodule
+    wrap(mp, M, "set_submodule", make)
+
+
+@mutant(breaks="module.traversal.set_submodule")
+def set_submodule_ignores_missing_parent(mp):
+    def make(orig):
+        def set_submodule(self, target, module, *args, **kwargs):
+            try:
+                orig(self, target, module, *args, **kwargs)
+            except AttributeError:
+                pass
+        return set_submodule
+    wrap(mp, M, "set_submodule", make)
+
+
+@mutant(breaks="module.traversal.set_submodule")
+def set_submodule_only_replaces(mp):
+    def make(orig):
+        def set_submodule(self, target, module, strict=False):
+            parent_path, _, leaf = target.rpartition(".")
+            if not hasattr(self.get_submodule(parent_path), leaf):
+                raise AttributeError(f"no submodule {target!r}")
+            orig(self, target, module)
+        return set_submodule
+    wrap(mp, M, "set_submodule", make)
+
+
+@mutant(breaks="module.traversal.set_submodule_strict")
+def set_submodule_strict_ignored(mp):
+    def make(orig):
+        def set_submodule(self, target, module, strict=False):
+            orig(self, target, module)
+        return set_submodule
+    wrap(mp, M, "set_submodule", make)
+
+
 # -- apply ---------------------------------------------------------------------------------
 
 @mutant(breaks="module.apply.visits_children_then_self")
@@ -798,8 +943,9 @@ def call_scales_output(mp):
 
 @mutant(breaks="module.zero_grad.default")
 def module_zero_grad_default_flipped(mp):
+    """The installed version's default flipped: zeros from 2.0, None before."""
     wrap(mp, M, "zero_grad", lambda orig: lambda self, set_to_none=None: orig(
-        self, set_to_none=False if set_to_none is None else set_to_none))
+        self, set_to_none=not torch_at_least("2.0") if set_to_none is None else set_to_none))
 
 
 @mutant(breaks="module.zero_grad.set_to_none_true")
