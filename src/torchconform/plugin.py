@@ -6,6 +6,7 @@ versions.py      version gates                 -> catalog `since` skips, since()
 isolation.py     known start state per test    -> autouse fixture
 profiles.py      Hypothesis profiles           -> --hypothesis-profile (Hypothesis' own option)
 expectations.py  --xfails-file / --skips-file  -> xfail / skip markers at collection
+outcomes.py      empty runs fail; crashed xdist workers -> that test failed
 report/          run facts, JSON, HTML columns, reproduction scripts
 
 Per-test facts (behavior, area, device, dtype, gates) travel as `item.user_properties`, the
@@ -23,10 +24,9 @@ import torch
 
 from . import devices, expectations, isolation, profiles, versions
 from .behaviors import CatalogError, load_catalog
-from .report.facts import run_facts
-from .report.html import HtmlReport
+from .outcomes import CrashAttribution, RunCounter
 from .report.repro import reproduction
-from .report.results import ResultsWriter, keep_previous
+from .report.session import configure_reports
 
 profiles.register()
 
@@ -120,56 +120,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if timeout is None and config.pluginmanager.hasplugin("timeout"):
             timeout = float(config.getini("timeout") or 0) or None
         config.pluginmanager.register(CrashAttribution(config, timeout), "torchconform-crashes")
-    _configure_reports(config)
-
-
-def _configure_reports(config: pytest.Config) -> None:
-    """Per-run JSON and HTML for conformance runs (not for a `pytest tests/` run that merely
-    has the plugin installed), written by the xdist controller or the only process."""
-    if (config.getoption("no_report") or hasattr(config, "workerinput")
-            or config.option.collectonly):
-        return
-    chosen = config.getoption("report_dir")
-    if chosen is None and not _is_conformance_run(config):
-        return
-    directory = Path(chosen) if chosen else config.rootpath / "reports"
-    directory = (config.invocation_params.dir / directory).resolve()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise pytest.UsageError(f"--report-dir: cannot write reports to {directory}: "
-                                f"{exc.strerror or exc}") from None
-    facts = run_facts(config.rootpath, config.stash[_DEVICES])
-    facts["hypothesis_profile"] = config.hypothesis_profile_name
-    facts["torch_seed"] = config.getoption("torch_seed")
-    html_wanted = config.pluginmanager.hasplugin("html") and not config.getoption(
-        "htmlpath", default=None)
-    names = ["conformance.json"] + (["conformance.html"] if html_wanted else [])
-    moved = keep_previous(directory, facts, names)
+    moved = configure_reports(config, config.stash[_DEVICES], _suite_roots(config))
     if moved is not None:
         config.stash[_MOVED] = moved
-    config.pluginmanager.register(ResultsWriter(directory / "conformance.json", facts),
-                                  "torchconform-results")
-    if html_wanted:  # pytest-html reads these in its own pytest_configure, after this one
-        config.option.htmlpath = str(directory / "conformance.html")
-        config.option.self_contained_html = True
-    if config.pluginmanager.hasplugin("html"):
-        config.pluginmanager.register(
-            HtmlReport(facts, config.hypothesis_profile_name, config.getoption("torch_seed")),
-            "torchconform-html")
-
-
-def _is_conformance_run(config: pytest.Config) -> bool:
-    """Does any path this run was given lie inside, or contain, a suite folder?"""
-    roots = _suite_roots(config)
-    for arg in config.args:
-        path = (config.invocation_params.dir / arg.split("::", 1)[0]).resolve()
-        if any(path == r or r in path.parents or path in r.parents for r in roots):
-            return True
-    return False
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -407,65 +360,3 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             f"torchconform: the previous run's reports (another torch, device set or machine) "
             f"were moved to {moved}")
 
-
-# -- outcome: a run in which nothing was checked is not a pass ------------------------------
-
-class CrashAttribution:
-    """On the xdist controller, for a test whose worker died: xdist reports it as phase "???",
-    without the test's facts and without a teardown report. Make it the test's failed call
-    with the behavior, device, ... seen in its setup report, say what may have happened, and
-    close the test with a teardown report, so report writers (pytest-html) list it."""
-
-    def __init__(self, config: pytest.Config, timeout: Optional[float]) -> None:
-        self.config = config
-        self.props: dict = {}
-        self.timeout = timeout
-
-    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched) -> None:
-        report.user_properties = list(self.props.get(crashitem, []))
-        report.when = "call"
-        report.crashed = True
-        limit = f" or hung past the {self.timeout:g} s per-test timeout" if self.timeout else ""
-        report.longrepr = (f"{report.longrepr}: the test crashed the interpreter{limit}; "
-                           "the worker was replaced and the run went on")
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport):
-        if report.user_properties and report.nodeid not in self.props:
-            self.props[report.nodeid] = list(report.user_properties)
-        yield
-        if getattr(report, "crashed", False):
-            self.config.hook.pytest_runtest_logreport(report=pytest.TestReport(
-                nodeid=report.nodeid, location=report.location, keywords={},
-                outcome="passed", longrepr=None, when="teardown",
-                user_properties=list(report.user_properties)))
-
-
-class RunCounter:
-    """Counts conformance tests that actually ran (passed or failed, not skipped). Lives on the
-    process that receives reports, so it also counts under xdist."""
-
-    def __init__(self) -> None:
-        self.collected = 0
-        self.ran = 0
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if "behavior" not in dict(report.user_properties):
-            return
-        if report.when == "setup":
-            self.collected += 1
-        if (report.when == "call" and not report.skipped) or (
-                report.failed and report.when != "call"):
-            self.ran += 1
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if session.config.option.collectonly or exitstatus != pytest.ExitCode.OK:
-            return
-        if self.collected and not self.ran:
-            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
-            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line(
-                    f"torchconform: no conformance test ran ({self.collected} selected, all "
-                    "skipped): an empty run is not a pass", red=True)
