@@ -26,6 +26,14 @@ def _leaf(values, device, dtype):
     return torch.tensor(values, device=device, dtype=dtype, requires_grad=True)
 
 
+# Large examples: the properties draw at most 64 elements, so an operator path taken only for
+# big tensors (vectorized or parallel kernels) would never run. 65 x 67 = 4355 elements.
+_LARGE = (65, 67)
+_LARGE_POSITIVE = np.linspace(0.25, 4.0, _LARGE[0] * _LARGE[1]).astype(np.float32).astype(
+    np.float64).reshape(_LARGE)
+_LARGE_SIGNED = signed_values(np.random.default_rng(2024), _LARGE)
+
+
 # -- z = 10 w**2 + 25 (seed 001) -------------------------------------------------------------
 
 @behavior("autograd.chain_rule.square_scaled")
@@ -40,6 +48,7 @@ def test_seed_001_gradient_of_10w_squared_plus_25_at_2_is_40(device):
 @behavior("autograd.chain_rule.square_scaled")
 @given(w=arrays(shapes(), 0.25, 4.0))
 @example(w=np.array(2.0))
+@example(w=_LARGE_POSITIVE)
 def test_backward_of_10w_squared_plus_25_is_20w(device, dtype, w):
     wt = _leaf(w, device, dtype)
     z = 10 * wt**2 + 25
@@ -47,6 +56,29 @@ def test_backward_of_10w_squared_plus_25_is_20w(device, dtype, w):
     value, grad = oracles.square_scaled(to_numpy(wt))
     assert_close(z, value, what="z")
     assert_close(wt.grad, grad, what="dz/dw")
+
+
+# w**2 spelled every way torch offers: w * w has the same tensor on both sides of the product,
+# so its gradient is the sum of both operands' contributions (product rule), 2w.
+_SQUARES = {
+    "pow": lambda w: w**2,
+    "self_product": lambda w: w * w,
+    "torch.mul": lambda w: torch.mul(w, w),
+    "torch.square": lambda w: torch.square(w),
+    "torch.pow": lambda w: torch.pow(w, 2),
+}
+
+
+@behavior("autograd.chain_rule.square_scaled")
+@pytest.mark.parametrize("square", sorted(_SQUARES))
+def test_every_spelling_of_w_squared_gives_20w(device, dtype, square):
+    for w in (np.array([2.0, -0.5, 1.25]), _LARGE_SIGNED):
+        wt = _leaf(w, device, dtype)
+        z = 10 * _SQUARES[square](wt) + 25
+        z.sum().backward()
+        value, grad = oracles.square_scaled(w)
+        assert_close(z, value, what=f"z ({square})")
+        assert_close(wt.grad, grad, what=f"dz/dw ({square}, {w.size} elements)")
 
 
 @behavior("autograd.chain_rule.square_scaled")
@@ -76,6 +108,7 @@ _Q_SHAPE = st.shared(shapes(max_dims=2), key="Q")
 @given(a=arrays(_Q_SHAPE, 0.25, 2.0), b=arrays(_Q_SHAPE, 0.25, 4.0), v=arrays(_Q_SHAPE, 0.25, 2.0))
 @example(a=np.array([2.0, 3.0]), b=np.array([6.0, 4.0]), v=np.array([1.0, 1.0]))  # seed 004
 @example(a=np.array([2.0, 3.0]), b=np.array([6.0, 4.0]), v=np.array([0.5, -1.5]))
+@example(a=_LARGE_SIGNED, b=2 * np.flipud(_LARGE_SIGNED).copy(), v=_LARGE_SIGNED.T.reshape(_LARGE))
 def test_backward_with_external_gradient_is_the_vector_jacobian_product(device, dtype, a, b, v):
     at, bt = _leaf(a, device, dtype), _leaf(b, device, dtype)
     vt = torch.tensor(v, device=device, dtype=dtype)
@@ -85,6 +118,59 @@ def test_backward_with_external_gradient_is_the_vector_jacobian_product(device, 
     assert_close(Q, value, atol=sum_atol(dtype, 3 * np.abs(a) ** 3 + b**2), what="Q")
     assert_close(at.grad, grad_a, what="dQ/da . v")
     assert_close(bt.grad, grad_b, what="dQ/db . v")
+
+
+# The same vector-Jacobian product through each API that takes the vector v: Tensor.backward
+# (gradient=), torch.autograd.backward (grad_tensors=, one per output) and torch.autograd.grad
+# (grad_outputs=, returned instead of accumulated).
+def _vjp_backward(Q, v, a, b):
+    Q.backward(gradient=v)
+    return a.grad, b.grad
+
+
+def _vjp_autograd_backward(Q, v, a, b):
+    torch.autograd.backward([Q], grad_tensors=[v])
+    return a.grad, b.grad
+
+
+def _vjp_autograd_grad(Q, v, a, b):
+    return torch.autograd.grad([Q], [a, b], grad_outputs=[v])
+
+
+_VJP = {"Tensor.backward": _vjp_backward, "autograd.backward": _vjp_autograd_backward,
+        "autograd.grad": _vjp_autograd_grad}
+
+
+@behavior("autograd.chain_rule.external_gradient")
+@pytest.mark.parametrize("api", sorted(_VJP))
+def test_every_api_takes_the_external_gradient_as_the_vector(device, dtype, api):
+    rng = np.random.default_rng(4)
+    for shape in [(2,), (3, 4), _LARGE]:
+        a, b = signed_values(rng, shape), signed_values(rng, shape, 0.25, 4.0)
+        v = signed_values(rng, shape)
+        at, bt = _leaf(a, device, dtype), _leaf(b, device, dtype)
+        Q = 3 * at**3 - bt**2
+        grad_a, grad_b = _VJP[api](Q, torch.tensor(v, device=device, dtype=dtype), at, bt)
+        _, want_a, want_b = oracles.cubic_minus_square(a, b, v)
+        assert_close(grad_a, want_a, what=f"dQ/da . v via {api} {shape}")
+        assert_close(grad_b, want_b, what=f"dQ/db . v via {api} {shape}")
+
+
+@behavior("autograd.chain_rule.external_gradient")
+@pytest.mark.parametrize("api", ["autograd.backward", "autograd.grad"])
+def test_each_output_gets_its_own_vector(device, api):
+    # Two outputs, two vectors: the result is the sum of both products, 9a**2 v - 2a w.
+    a = torch.tensor([2.0, 3.0, -1.0], device=device, requires_grad=True)
+    v = torch.tensor([0.5, -1.5, 2.0], device=device)
+    w = torch.tensor([4.0, 1.0, -3.0], device=device)
+    outputs = [3 * a**3, -(a**2)]
+    if api == "autograd.backward":
+        torch.autograd.backward(outputs, grad_tensors=[v, w])
+        got = a.grad
+    else:
+        (got,) = torch.autograd.grad(outputs, [a], grad_outputs=[v, w])
+    an, vn, wn = to_numpy(a), to_numpy(v), to_numpy(w)
+    assert_close(got, 9 * an**2 * vn - 2 * an * wn, what=f"sum of VJPs via {api}")
 
 
 @behavior("autograd.chain_rule.external_gradient")
@@ -112,6 +198,7 @@ def test_seed_000_mean_of_3_x_plus_3_squared_gives_2_6667(device):
 @behavior("autograd.chain_rule.mean_scaled_square")
 @given(x=arrays(shapes(max_dims=3), 0.25, 4.0))
 @example(x=np.ones((3, 3)))
+@example(x=_LARGE_SIGNED)
 def test_backward_of_mean_3_x_plus_3_squared_is_6_x_plus_3_over_n(device, dtype, x):
     xt = _leaf(x, device, dtype)
     o = (3 * (xt + 3) ** 2).mean()

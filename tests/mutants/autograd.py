@@ -68,6 +68,20 @@ def scalar_times_tensor_gradient_off(mp):
     _scale_output_grad(mp, T, "__rmul__")  # 10 * y
 
 
+@mutant(breaks="autograd.chain_rule.square_scaled")
+def large_product_gradient_off(mp):
+    # Only results of 128 elements or more: a fault in a kernel path small tensors never take.
+    for attr in ("__mul__", "__rmul__"):
+        _scale_output_grad(mp, T, attr, when=lambda self, other: self.numel() >= 128)
+
+
+@mutant(breaks="autograd.chain_rule.square_scaled")
+def self_product_half_gradient(mp):
+    # w * w with the same tensor twice: the gradient counts one operand only (w instead of 2w).
+    wrap(mp, T, "__mul__", lambda orig: lambda self, other: (
+        _scaled(orig(self, other), 0.5) if other is self else orig(self, other)))
+
+
 @mutant(breaks="autograd.chain_rule.external_gradient")
 def cube_gradient_off(mp):
     _scale_output_grad(mp, T, "__pow__", when=lambda self, exponent: exponent == 3)
@@ -77,6 +91,29 @@ def cube_gradient_off(mp):
 def external_gradient_ignored(mp):
     wrap(mp, T, "backward", lambda orig: lambda self, gradient=None, *a, **k: orig(
         self, None if gradient is None else torch.ones_like(gradient), *a, **k))
+
+
+@mutant(breaks="autograd.chain_rule.external_gradient")
+def autograd_backward_list_ignores_grad_tensors(mp):
+    # Only the list form of torch.autograd.backward: Tensor.backward passes a single tensor.
+    def make(orig):
+        def backward(tensors, grad_tensors=None, *args, **kwargs):
+            if isinstance(tensors, (list, tuple)) and grad_tensors is not None:
+                grad_tensors = [torch.ones_like(t) for t in tensors]
+            return orig(tensors, grad_tensors, *args, **kwargs)
+        return backward
+    wrap(mp, torch.autograd, "backward", make)
+
+
+@mutant(breaks="autograd.chain_rule.external_gradient")
+def autograd_grad_outputs_ignored(mp):
+    def make(orig):
+        def grad(outputs, inputs, grad_outputs=None, *args, **kwargs):
+            if grad_outputs is not None:
+                grad_outputs = [torch.ones_like(o) for o in _as_list(outputs)]
+            return orig(outputs, inputs, grad_outputs, *args, **kwargs)
+        return grad
+    wrap(mp, torch.autograd, "grad", make)
 
 
 @mutant(breaks="autograd.chain_rule.mean_scaled_square")
