@@ -20,7 +20,12 @@ def _tree(device):
     m.register_buffer("scratch", torch.zeros(2, device=device), persistent=False)
     m.sub1 = LinearModel().to(device)
     m.sub1.register_buffer("mean", torch.full((2,), 0.5, device=device))
+    m.sub1.register_buffer("count", torch.tensor([2, 5], device=device))  # int64, nested
     return m
+
+
+#: Every key _tree() saves, in order.
+TREE_KEYS = ["weight", "bias", "steps", "sub1.weight", "sub1.bias", "sub1.mean", "sub1.count"]
 
 
 @behavior("module.state_dict.keys")
@@ -39,10 +44,14 @@ def test_state_dict_holds_parameters_and_persistent_buffers_under_dotted_keys(de
 def test_state_dict_values_are_detached_views_of_the_parameters(device):
     m = _tree(device)
     sd = m.state_dict()
-    for key in ("weight", "bias", "sub1.weight"):
-        assert not isinstance(sd[key], nn.Parameter)
-        assert sd[key].requires_grad is False and sd[key].grad_fn is None
-        assert sd[key].data_ptr() == m.get_parameter(key).data_ptr()  # a reference, not a copy
+    assert list(sd) == TREE_KEYS
+    params = dict(m.named_parameters())
+    for key, value in sd.items():
+        own = params[key] if key in params else m.get_buffer(key)
+        assert not isinstance(value, nn.Parameter)
+        assert value.requires_grad is False and value.grad_fn is None
+        # Parameters and buffers alike, at every depth: a reference, not a copy.
+        assert value.data_ptr() == own.data_ptr(), key
 
 
 @behavior("module.state_dict.keep_vars")
@@ -58,8 +67,7 @@ def test_state_dict_keep_vars_returns_the_parameters_themselves(device):
 def test_state_dict_leaves_out_non_persistent_buffers(device):
     m = _tree(device)
     assert "scratch" in dict(m.named_buffers())
-    assert list(m.state_dict()) == ["weight", "bias", "steps", "sub1.weight", "sub1.bias",
-                                    "sub1.mean"]
+    assert list(m.state_dict()) == TREE_KEYS
 
 
 @behavior("module.state_dict.excludes_none_and_plain_tensors")
@@ -68,8 +76,7 @@ def test_state_dict_leaves_out_none_entries_and_plain_tensors(device):
     m.register_parameter("unused", None)
     m.register_buffer("empty", None)
     m.plain = torch.ones(2, device=device)
-    assert list(m.state_dict()) == ["weight", "bias", "steps", "sub1.weight", "sub1.bias",
-                                    "sub1.mean"]
+    assert list(m.state_dict()) == TREE_KEYS
 
 
 @behavior("module.state_dict.load_restores")
@@ -77,11 +84,37 @@ def test_state_dict_leaves_out_none_entries_and_plain_tensors(device):
 @example(spec=DEEP_TREE)
 def test_load_state_dict_copies_values_into_the_existing_tensors(device, spec):
     source, target = build(spec, device), build(spec, device)
+    for module in (source, target):  # integer buffers load too, not only floating state
+        module.register_buffer("n_count", torch.randint(0, 1000, (3,), device=device))
+    frozen = [p for i, p in enumerate(target.parameters()) if i % 2 == 0]
+    for p in frozen:
+        p.requires_grad_(False)
     params_before = list(target.parameters())
     target.load_state_dict(source.state_dict())
     for key, value in source.state_dict().items():
-        assert torch.equal(target.state_dict()[key], value)
+        assert torch.equal(target.state_dict()[key], value), key
+    assert target.n_count.dtype == torch.int64
     assert all(a is b for a, b in zip(target.parameters(), params_before))  # copied in place
+    # Copying values leaves each parameter's requires_grad as it was.
+    assert [p.requires_grad for p in target.parameters()] == [
+        all(p is not f for f in frozen) for p in params_before]
+
+
+@behavior("module.state_dict.load_restores")
+def test_load_state_dict_restores_every_entry_of_a_nested_tree(device):
+    source, target = _tree(device), _tree(device)
+    with torch.no_grad():
+        for value in [*source.parameters(), *source.buffers()]:
+            value.copy_(torch.arange(value.numel()).view(value.shape) + 11)
+    target.sub1.weight.requires_grad_(False)
+    target.load_state_dict(source.state_dict())
+    for key in TREE_KEYS:
+        got = target.state_dict()[key].cpu()
+        assert torch.equal(got, source.state_dict()[key].cpu()), key
+        assert got.flatten()[0].item() == 11, key
+    assert target.sub1.count.dtype == torch.int64
+    assert {n: p.requires_grad for n, p in target.named_parameters()} == {
+        "weight": True, "bias": True, "sub1.weight": False, "sub1.bias": True}
 
 
 @behavior("module.state_dict.strict_raises")
@@ -90,11 +123,13 @@ def test_strict_load_raises_naming_missing_and_unexpected_keys(device):
     sd = m.state_dict()
     del sd["sub1.bias"]
     sd["extra.weight"] = torch.zeros(1, device=device)
+    sd["sub1.extra"] = torch.zeros(1, device=device)  # unknown, under an existing submodule
     with pytest.raises(RuntimeError) as info:
         m.load_state_dict(sd)
     message = str(info.value)
     assert "Missing key(s)" in message and '"sub1.bias"' in message
-    assert "Unexpected key(s)" in message and '"extra.weight"' in message
+    assert "Unexpected key(s)" in message
+    assert '"extra.weight"' in message and '"sub1.extra"' in message
 
 
 @behavior("module.state_dict.non_strict_returns_keys")
@@ -103,10 +138,15 @@ def test_non_strict_load_returns_missing_and_unexpected_keys(device):
     sd = {k: torch.full_like(v, 3) for k, v in m.state_dict().items()}
     del sd["sub1.bias"]
     sd["extra.weight"] = torch.zeros(1, device=device)
+    sd["sub1.extra"] = torch.zeros(1, device=device)
     result = m.load_state_dict(sd, strict=False)
     assert list(result.missing_keys) == ["sub1.bias"]
-    assert list(result.unexpected_keys) == ["extra.weight"]
-    assert torch.equal(m.weight.detach().cpu(), torch.full((1,), 3.0))  # the rest was loaded
+    assert sorted(result.unexpected_keys) == ["extra.weight", "sub1.extra"]
+    # Everything else was loaded: parameters and buffers (floating and integer) at every depth.
+    now = m.state_dict()
+    for key in TREE_KEYS:
+        if key != "sub1.bias":
+            assert torch.equal(now[key].cpu(), torch.full_like(now[key].cpu(), 3)), key
 
 
 @behavior("module.state_dict.shape_mismatch_raises")

@@ -440,6 +440,16 @@ def state_dict_copies_values(mp):
     _wrap_save(mp, copy)
 
 
+@mutant(breaks="module.state_dict.detached_by_default")
+def state_dict_copies_buffers(mp):
+    """Parameters stay references; buffers (at every depth) are saved as copies."""
+    def copy(self, destination, prefix, keep_vars):
+        for name, b in self._buffers.items():
+            if prefix + name in destination and not keep_vars:
+                destination[prefix + name] = b.detach().clone()
+    _wrap_save(mp, copy)
+
+
 @mutant(breaks="module.state_dict.keep_vars")
 def state_dict_ignores_keep_vars(mp):
     def make(orig):
@@ -489,6 +499,49 @@ def load_state_dict_replaces_parameter_objects(mp):
     wrap(mp, M, "load_state_dict", make)
 
 
+@mutant(breaks="module.state_dict.load_restores")
+def copy_load_skips_integer_buffers(mp):
+    """A copying load puts the old values of integer buffers back; floating state loads."""
+    def make(orig):
+        def load(self, state_dict, *args, **kwargs):
+            ints = [(b, b.clone()) for b in self.buffers() if not b.is_floating_point()]
+            result = orig(self, state_dict, *args, **kwargs)
+            if not kwargs.get("assign", False):
+                with torch.no_grad():
+                    for b, old in ints:
+                        b.copy_(old)
+            return result
+        return load
+    wrap(mp, M, "load_state_dict", make)
+
+
+@mutant(breaks="module.state_dict.load_restores")
+def copy_load_unfreezes_parameters(mp):
+    def make(orig):
+        def load(self, state_dict, *args, **kwargs):
+            result = orig(self, state_dict, *args, **kwargs)
+            if not kwargs.get("assign", False):
+                for p in self.parameters():
+                    p.requires_grad_(True)
+            return result
+        return load
+    wrap(mp, M, "load_state_dict", make)
+
+
+@mutant(breaks="module.state_dict.strict_raises")
+def load_ignores_unknown_keys_under_submodules(mp):
+    """Unknown keys under a submodule ("sub1.extra") are dropped silently; top-level ones count."""
+    def make(orig):
+        def load(self, state_dict, *args, **kwargs):
+            own = self.state_dict()
+            paths = {name for name, _ in self.named_modules() if name}
+            kept = OrderedDict((k, v) for k, v in state_dict.items()
+                               if k in own or k.rpartition(".")[0] not in paths)
+            return orig(self, kept, *args, **kwargs)
+        return load
+    wrap(mp, M, "load_state_dict", make)
+
+
 @mutant(breaks="module.state_dict.strict_raises")
 def strict_load_never_raises(mp):
     wrap(mp, M, "load_state_dict", lambda orig: lambda self, state_dict, strict=True, **k: orig(
@@ -501,6 +554,22 @@ def non_strict_load_reports_nothing(mp):
         def load(self, state_dict, strict=True, **kwargs):
             result = orig(self, state_dict, strict=strict, **kwargs)
             return type(result)([], [])
+        return load
+    wrap(mp, M, "load_state_dict", make)
+
+
+@mutant(breaks="module.state_dict.non_strict_returns_keys")
+def non_strict_load_skips_buffers(mp):
+    """strict=False loads the parameters only and does not report the buffers it skipped."""
+    def make(orig):
+        def load(self, state_dict, strict=True, **kwargs):
+            if strict:
+                return orig(self, state_dict, strict=strict, **kwargs)
+            buffers = {name for name, _ in self.named_buffers()}
+            kept = OrderedDict((k, v) for k, v in state_dict.items() if k not in buffers)
+            result = orig(self, kept, strict=strict, **kwargs)
+            return type(result)([k for k in result.missing_keys if k not in buffers],
+                                result.unexpected_keys)
         return load
     wrap(mp, M, "load_state_dict", make)
 
@@ -879,6 +948,15 @@ def dropout_ignores_eval(mp):
     def forward(self, x):
         return torch.nn.functional.dropout(x, self.p, True, self.inplace)
     mp.setattr(nn.Dropout, "forward", forward)
+
+
+@mutant(breaks="module.mode.dropout_follows_mode")
+def dropout_keeps_with_probability_p(mp):
+    """Training dropout keeps each element with probability p and scales it by 1/p."""
+    import torch.nn.functional as F
+
+    wrap(mp, F, "dropout", lambda orig: lambda input, p=0.5, training=True, inplace=False: orig(
+        input, 1 - p if training and 0 < p < 1 else p, training, inplace))
 
 
 # -- calling -------------------------------------------------------------------------------
