@@ -9,7 +9,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from torchconform import assert_close, behavior, oracles, to_numpy
-from torchconform.strategies import arrays, shapes
+from torchconform.strategies import arrays, shapes, signed_values
+from torchconform.tolerances import sum_atol
 
 
 def _non_leaf_grad(tensor):
@@ -61,6 +62,31 @@ def test_retain_graph_allows_repeated_backward_that_accumulates(device, k):
         z.backward()
 
 
+@behavior("autograd.backward.freed_graph")
+def test_autograd_grad_frees_the_graph_by_default_too(device):
+    # retain_graph defaults to create_graph (False) in torch.autograd.grad as in backward().
+    w = torch.tensor([2.0, -1.0], device=device, requires_grad=True)
+    z = (10 * w**2 + 25).sum()
+    (grad,) = torch.autograd.grad(z, w)
+    assert grad.cpu().tolist() == [40.0, -20.0]
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        torch.autograd.grad(z, w)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        z.backward()
+    assert w.grad is None
+
+
+@behavior("autograd.backward.freed_graph")
+def test_autograd_grad_with_retain_graph_can_run_again(device):
+    w = torch.tensor([2.0, -1.0], device=device, requires_grad=True)
+    z = (10 * w**2 + 25).sum()
+    first = torch.autograd.grad(z, w, retain_graph=True)[0].cpu().tolist()
+    second = torch.autograd.grad(z, w)[0].cpu().tolist()  # returned, so no accumulation
+    assert first == second == [40.0, -20.0]
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        torch.autograd.grad(z, w)
+
+
 @behavior("autograd.backward.non_leaf_grad")
 def test_non_leaf_grad_stays_none_after_backward(device):
     x = torch.ones(3, 3, device=device, requires_grad=True)
@@ -88,6 +114,22 @@ def test_retain_grad_makes_a_non_leaf_hold_its_gradient(device, dtype, x):
     assert _non_leaf_grad(z) is None  # only the tensor asked for keeps its gradient
 
 
+@behavior("autograd.backward.non_leaf_grad")
+@given(x=arrays(shapes(max_dims=2), 0.25, 4.0), k=st.integers(2, 3))
+@example(x=np.ones((3, 3)), k=2)
+def test_retained_non_leaf_grad_accumulates_like_a_leaf(device, dtype, x, k):
+    # Tensor.grad: later backward() calls add into it; a retained non-leaf is no exception.
+    xt = torch.tensor(x, device=device, dtype=dtype, requires_grad=True)
+    y = xt + 3
+    y.retain_grad()
+    o = (3 * y**2).mean()
+    for _ in range(k - 1):
+        o.backward(retain_graph=True)
+    o.backward()
+    assert_close(y.grad, k * 6 * (x + 3) / x.size, what=f"do/dy after {k} passes")
+    assert_close(xt.grad, k * oracles.mean_scaled_square(x)[1], what=f"do/dx after {k} passes")
+
+
 @behavior("autograd.backward.no_grad_fn_raises")
 def test_backward_on_a_tensor_without_grad_fn_raises(device):
     plain = torch.ones(3, device=device)
@@ -105,7 +147,22 @@ def test_backward_on_a_result_computed_under_no_grad_raises(device):
     assert w.grad is None
 
 
+def _in_place(method):
+    """An in-place op applied to a fresh copy of b with operand a: b.clone().method(a)."""
+    def op(a, b):
+        out = b.clone()  # a leaf that requires grad may not be modified in place
+        return getattr(out, method)(a)
+    return op
+
+
 _OPS = {
+    "add_": _in_place("add_"),
+    "mul_": _in_place("mul_"),
+    "sub_": _in_place("sub_"),
+    "div_": _in_place("div_"),
+    "iadd": _in_place("__iadd__"),
+    "imul": _in_place("__imul__"),
+    "isub": _in_place("__isub__"),
     "add": lambda a, b: a + b,
     "mul": lambda a, b: a * b,
     "sub": lambda a, b: a - b,
@@ -123,6 +180,8 @@ _OPS = {
 @given(op=st.sampled_from(sorted(_OPS)), grad_a=st.booleans(), grad_b=st.booleans())
 @example(op="mul", grad_a=True, grad_b=False)
 @example(op="add", grad_a=False, grad_b=False)
+@example(op="add_", grad_a=True, grad_b=False)  # in place: the target starts untracked
+@example(op="imul", grad_a=True, grad_b=False)
 def test_result_requires_grad_exactly_when_an_input_does(device, op, grad_a, grad_b):
     a = torch.tensor([[2.0, 3.0]], device=device, requires_grad=grad_a)
     b = torch.tensor([[6.0, 4.0]], device=device, requires_grad=grad_b)
@@ -131,6 +190,35 @@ def test_result_requires_grad_exactly_when_an_input_does(device, op, grad_a, gra
     assert out.requires_grad is tracked
     assert (out.grad_fn is not None) is tracked
     assert out.is_leaf is (not tracked)
+
+
+@behavior("autograd.requires_grad.propagates")
+@pytest.mark.parametrize("grad_b", [False, True], ids=["plain_target", "tracked_target"])
+def test_backward_through_in_place_ops_gives_the_closed_form(device, dtype, grad_b):
+    # x = b; x += a; x *= a; x -= a; x /= c  is  x = ((b + a) a - a) / c:
+    # dx/da = (b + 2a - 1) / c and dx/db = a / c. The target x starts as a copy of b that
+    # requires grad only when b does, so the in-place ops themselves must start the recording.
+    rng = np.random.default_rng(11)
+    for shape in [(2, 3), (65, 67)]:
+        a, b, c = (signed_values(rng, shape) for _ in range(3))
+        at = torch.tensor(a, device=device, dtype=dtype, requires_grad=True)
+        bt = torch.tensor(b, device=device, dtype=dtype, requires_grad=grad_b)
+        ct = torch.tensor(c, device=device, dtype=dtype)
+        x = bt.clone()
+        x.add_(at)
+        x.mul_(at)
+        x.sub_(at)
+        x /= ct
+        assert x.requires_grad and x.grad_fn is not None and not x.is_leaf
+        x.sum().backward()
+        # Where the terms cancel, rounding is relative to their magnitudes, not the result.
+        mag_x = ((np.abs(b) + np.abs(a)) * np.abs(a) + np.abs(a)) / np.abs(c)
+        mag_a = (np.abs(b) + 2 * np.abs(a) + 1) / np.abs(c)
+        assert_close(x, ((b + a) * a - a) / c, atol=sum_atol(dtype, mag_x), what="x")
+        assert_close(at.grad, (b + 2 * a - 1) / c, atol=sum_atol(dtype, mag_a),
+                     what=f"dx/da {shape}")
+        if grad_b:
+            assert_close(bt.grad, a / c, what=f"dx/db {shape}")
 
 
 @behavior("autograd.requires_grad.propagates")

@@ -1,5 +1,7 @@
 """torch.autograd.grad(): gradients returned instead of accumulated, and higher derivatives."""
 
+import warnings
+
 import numpy as np
 import torch
 from hypothesis import example, given
@@ -47,4 +49,35 @@ def test_second_derivative_of_10w_squared_plus_25_is_20(device):
     w = torch.tensor([2.0, -1.5], device=device, requires_grad=True)
     (dz,) = torch.autograd.grad((10 * w**2 + 25).sum(), w, create_graph=True)
     dz.sum().backward()  # the second derivative accumulates into w.grad
+    assert_close(w.grad, oracles.square_scaled_second([2.0, -1.5]), what="d2z/dw2")
+
+
+@behavior("autograd.grad.create_graph")
+@given(a=arrays(shapes(), 0.25, 2.0))
+@example(a=np.array([2.0, 3.0]))
+def test_backward_with_create_graph_makes_grad_differentiable(device, dtype, a):
+    # Tensor.backward(create_graph=True): .grad itself is built as a graph, so backpropagating
+    # it again gives the second derivative d/da sum(9a**2) = 18a.
+    at = torch.tensor(a, device=device, dtype=dtype, requires_grad=True)
+    with warnings.catch_warnings():  # the documented reference-cycle warning; broken below
+        warnings.simplefilter("ignore", UserWarning)
+        (3 * at**3).sum().backward(create_graph=True)
+    first = at.grad
+    assert first.requires_grad is True and first.grad_fn is not None
+    assert_close(first, 9 * a**2, what="dQ/da")
+    at.grad = None  # break the cycle, and collect the second derivative alone
+    first.sum().backward()
+    assert_close(at.grad, oracles.cubic_second(a, np.ones_like(a)), what="d2Q/da2")
+
+
+@behavior("autograd.grad.create_graph")
+def test_autograd_backward_with_create_graph_makes_grad_differentiable(device):
+    w = torch.tensor([2.0, -1.5], device=device, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        torch.autograd.backward([(10 * w**2 + 25).sum()], create_graph=True)
+    dz = w.grad
+    assert dz.requires_grad is True
+    w.grad = None
+    dz.sum().backward()
     assert_close(w.grad, oracles.square_scaled_second([2.0, -1.5]), what="d2z/dw2")

@@ -182,6 +182,17 @@ def create_graph_ignored(mp):
     wrap(mp, torch.autograd, "grad", make)
 
 
+@mutant(breaks="autograd.grad.create_graph")
+def backward_create_graph_ignored(mp):
+    # Tensor.backward drops create_graph (keeping the graph alive as create_graph would).
+    def make(orig):
+        def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+            return orig(self, gradient, create_graph if retain_graph is None else retain_graph,
+                        False, inputs)
+        return backward
+    wrap(mp, T, "backward", make)
+
+
 # -- accumulation --------------------------------------------------------------------------
 
 def _overwrite_instead_of_accumulate(mp):
@@ -274,6 +285,15 @@ def retain_graph_ignored(mp):
     wrap(mp, T, "backward", make)
 
 
+@mutant(breaks="autograd.backward.freed_graph")
+def autograd_grad_retains_graph(mp):
+    def make(orig):
+        def grad(outputs, inputs, grad_outputs=None, retain_graph=None, *args, **kwargs):
+            return orig(outputs, inputs, grad_outputs, True, *args, **kwargs)
+        return grad
+    wrap(mp, torch.autograd, "grad", make)
+
+
 @mutant(breaks="autograd.backward.non_leaf_grad")
 def non_leaf_grad_populated(mp):
     _grad_property(mp, lambda self, g: torch.zeros_like(self) if (
@@ -283,6 +303,21 @@ def non_leaf_grad_populated(mp):
 @mutant(breaks="autograd.backward.non_leaf_grad")
 def retain_grad_ignored(mp):
     mp.setattr(T, "retain_grad", lambda self: None)
+
+
+@mutant(breaks="autograd.backward.non_leaf_grad")
+def retained_grad_overwritten(mp):
+    # Each backward pass clears a retained non-leaf grad first (a tensor hook runs before the
+    # gradient is stored), so it holds the last pass instead of the sum.
+    def make(orig):
+        def retain_grad(self):
+            orig(self)
+            if not self.is_leaf:
+                def clear(grad, tensor=self):
+                    tensor.grad = None
+                self.register_hook(clear)
+        return retain_grad
+    wrap(mp, T, "retain_grad", make)
 
 
 @mutant(breaks="autograd.backward.no_grad_fn_raises")
@@ -304,6 +339,21 @@ def sum_always_requires_grad(mp):
             return out.requires_grad_() if not out.requires_grad else out
         return add
     wrap(mp, T, "__add__", make)
+
+
+@mutant(breaks="autograd.requires_grad.propagates")
+def in_place_ops_not_recorded(mp):
+    # An in-place op on an untracked tensor runs unrecorded even when its operand requires grad.
+    def make(orig):
+        def op(self, other, *args, **kwargs):
+            if (not self.requires_grad and isinstance(other, torch.Tensor)
+                    and other.requires_grad):
+                with torch.no_grad():
+                    return orig(self, other, *args, **kwargs)
+            return orig(self, other, *args, **kwargs)
+        return op
+    for attr in ("add_", "mul_", "sub_", "div_", "__iadd__", "__imul__", "__isub__"):
+        wrap(mp, T, attr, make)
 
 
 @mutant(breaks="autograd.variable.returns_tensor")
