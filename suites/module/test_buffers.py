@@ -75,6 +75,21 @@ def test_assigning_a_tensor_to_a_buffer_name_replaces_the_buffer(device):
     assert torch.equal(m.state_dict()["running"].cpu(), torch.ones(2))
 
 
+@behavior("module.buffer.reassignment_updates_buffer")
+def test_reassigned_buffers_keep_their_persistence(device):
+    m = nn.Module()
+    m.register_buffer("running", torch.zeros(2, device=device))
+    m.register_buffer("scratch", torch.zeros(2, device=device), persistent=False)
+    m.child = nn.Module()
+    m.child.register_buffer("tmp", torch.zeros(1, device=device), persistent=False)
+    m.running = torch.full((2,), 2.0, device=device)
+    m.scratch = torch.ones(2, device=device)
+    m.child.tmp = torch.ones(1, device=device)
+    assert [n for n, _ in m.named_buffers()] == ["running", "scratch", "child.tmp"]
+    assert torch.equal(m.scratch.cpu(), torch.ones(2))
+    assert list(m.state_dict()) == ["running"]  # the non-persistent ones stay unsaved
+
+
 @behavior("module.buffer.register_rejects_bad_name")
 @pytest.mark.parametrize("name", ["a.b", "", "existing"])
 def test_register_buffer_rejects_dotted_empty_or_taken_names(device, name):

@@ -37,6 +37,15 @@ def test_forward_pre_hook_runs_before_forward_and_can_replace_the_input(device):
     assert_close(out, 2 * to_numpy(x) * to_numpy(m.weight) + to_numpy(m.bias))
 
 
+@behavior("module.call.forward_pre_hook")
+def test_forward_pre_hook_returning_a_single_value_replaces_the_input(device):
+    m, x = _model_and_input(device)
+    m.register_forward_pre_hook(lambda module, args: args[0] * 3)  # not a tuple: gets wrapped
+    assert_close(m(x), 3 * to_numpy(x) * to_numpy(m.weight) + to_numpy(m.bias))
+    m.register_forward_pre_hook(lambda module, args: None)  # None: the input is kept
+    assert_close(m(x), 3 * to_numpy(x) * to_numpy(m.weight) + to_numpy(m.bias))
+
+
 @behavior("module.call.forward_hook")
 def test_forward_hook_sees_input_and_output_and_can_replace_the_output(device):
     m, x = _model_and_input(device)

@@ -19,14 +19,24 @@ def _floating(m):
     return [t for t in list(m.parameters()) + list(m.buffers()) if t.is_floating_point()]
 
 
+def _requires_grad(m):
+    return {n: p.requires_grad for n, p in m.named_parameters()}
+
+
+#: _model() with sub1.weight frozen: conversion in place keeps each parameter's flag.
+FROZEN = {"weight": True, "bias": True, "sub1.weight": False, "sub1.bias": True}
+
+
 @behavior("module.conversion.to_dtype")
 def test_to_dtype_converts_parameters_and_floating_buffers_only(device):
     m = _model().to(device)
+    m.sub1.weight.requires_grad_(False)
     values = {k: v.detach().cpu().double() for k, v in m.state_dict().items()}
     assert m.to(torch.float64) is m
     assert all(t.dtype == torch.float64 for t in _floating(m))
     assert m.count.dtype == torch.int64  # integer buffers keep their dtype
-    assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in m.parameters())
+    assert all(isinstance(p, nn.Parameter) for p in m.parameters())
+    assert _requires_grad(m) == FROZEN
     for key, value in m.state_dict().items():
         assert torch.equal(value.cpu().double(), values[key])
 
@@ -34,11 +44,15 @@ def test_to_dtype_converts_parameters_and_floating_buffers_only(device):
 @behavior("module.conversion.double")
 def test_double_casts_floating_state_to_float64(device):
     m = _model().to(device)
-    assert m.double() is m
-    assert [t.dtype for t in _floating(m)] == [torch.float64] * len(_floating(m))
-    assert m.count.dtype == torch.int64
-    assert m.float() is m
-    assert all(t.dtype == torch.float32 for t in _floating(m))
+    m.sub1.weight.requires_grad_(False)
+    n_floating = len(_floating(m))  # counted before any cast, so a cast integer buffer shows
+    for cast, dtype in [("double", torch.float64), ("half", torch.float16),
+                        ("float", torch.float32)]:
+        assert getattr(m, cast)() is m
+        assert [t.dtype for t in _floating(m)] == [dtype] * n_floating, cast
+        assert m.count.dtype == torch.int64, cast
+        assert torch.equal(m.count.cpu(), torch.tensor([3])), cast
+        assert _requires_grad(m) == FROZEN, cast
 
 
 @behavior("module.conversion.to_device")

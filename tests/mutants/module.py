@@ -333,6 +333,17 @@ def buffer_reassignment_unregisters(mp):
     wrap(mp, M, "__setattr__", make)
 
 
+@mutant(breaks="module.buffer.reassignment_updates_buffer")
+def buffer_reassignment_makes_it_persistent(mp):
+    def make(orig):
+        def setattr_(self, name, value):
+            orig(self, name, value)
+            if isinstance(value, torch.Tensor) and name in self.__dict__.get("_buffers", {}):
+                self._non_persistent_buffers_set.discard(name)
+        return setattr_
+    wrap(mp, M, "__setattr__", make)
+
+
 @mutant(breaks="module.buffer.register_rejects_bad_name")
 def register_buffer_accepts_dotted_names(mp):
     def make(orig):
@@ -710,6 +721,34 @@ def double_converts_parameters_only(mp):
     wrap(mp, M, "double", make)
 
 
+@mutant(breaks="module.conversion.to_dtype")
+def conversion_unfreezes_parameters(mp):
+    """to()/double()/float() leave every floating parameter requiring grad, frozen or not."""
+    def make(orig):
+        def apply_(self, fn, *args, **kwargs):
+            result = orig(self, fn, *args, **kwargs)
+            for p in self._parameters.values():
+                if p is not None and p.is_floating_point():
+                    p.requires_grad_(True)
+            return result
+        return apply_
+    wrap(mp, M, "_apply", make)
+
+
+@mutant(breaks="module.conversion.double")
+def float_casts_integer_buffers(mp):
+    def make(orig):
+        def float_(self):
+            result = orig(self)
+            for m in self.modules():
+                for k, v in m._buffers.items():
+                    if v is not None and not v.is_floating_point():
+                        m._buffers[k] = v.float()
+            return result
+        return float_
+    wrap(mp, M, "float", make)
+
+
 @mutant(breaks="module.conversion.to_device")
 def to_returns_a_copy(mp):
     import copy
@@ -989,6 +1028,19 @@ def pre_hook_result_ignored(mp):
     def make(orig):
         def register(self, hook, *args, **kwargs):
             return orig(self, lambda *a, **k: (hook(*a, **k), None)[1], *args, **kwargs)
+        return register
+    wrap(mp, M, "register_forward_pre_hook", make)
+
+
+@mutant(breaks="module.call.forward_pre_hook")
+def pre_hook_single_value_ignored(mp):
+    """Only a returned tuple replaces the input; a single returned value is dropped."""
+    def make(orig):
+        def register(self, hook, *args, **kwargs):
+            if kwargs.get("with_kwargs"):
+                return orig(self, hook, *args, **kwargs)
+            return orig(self, lambda m, a: (lambda r: r if isinstance(r, tuple) else None)(
+                hook(m, a)), *args, **kwargs)
         return register
     wrap(mp, M, "register_forward_pre_hook", make)
 
