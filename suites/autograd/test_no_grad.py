@@ -44,6 +44,40 @@ def test_no_grad_restores_recording_after_an_exception(device):
     assert (_w(device) * 2).requires_grad is True
 
 
+# Factory functions that take requires_grad: the no_grad documentation exempts them all.
+_FACTORIES = {
+    "tensor": lambda d: torch.tensor([1.0, 2.0], device=d, requires_grad=True),
+    "zeros": lambda d: torch.zeros(2, 3, device=d, requires_grad=True),
+    "ones": lambda d: torch.ones(2, device=d, requires_grad=True),
+    "full": lambda d: torch.full((2,), 0.5, device=d, requires_grad=True),
+    "empty": lambda d: torch.empty(2, device=d, requires_grad=True),
+    "rand": lambda d: torch.rand(2, device=d, requires_grad=True),
+    "randn": lambda d: torch.randn(2, device=d, requires_grad=True),
+    "arange": lambda d: torch.arange(0.0, 3.0, device=d, requires_grad=True),
+    "linspace": lambda d: torch.linspace(0, 1, 4, device=d, requires_grad=True),
+    "eye": lambda d: torch.eye(2, device=d, requires_grad=True),
+    "zeros_like": lambda d: torch.zeros_like(torch.ones(2, device=d), requires_grad=True),
+    "ones_like": lambda d: torch.ones_like(torch.ones(2, device=d), requires_grad=True),
+    "full_like": lambda d: torch.full_like(torch.ones(2, device=d), 3.0, requires_grad=True),
+    "rand_like": lambda d: torch.rand_like(torch.ones(2, device=d), requires_grad=True),
+    "randn_like": lambda d: torch.randn_like(torch.ones(2, device=d), requires_grad=True),
+    "empty_like": lambda d: torch.empty_like(torch.ones(2, device=d), requires_grad=True),
+    "Parameter": lambda d: nn.Parameter(torch.rand(10, device=d)),  # the docs' own example
+}
+
+
+@behavior("autograd.no_grad.context_manager")
+def test_factory_functions_with_requires_grad_are_exempt_from_no_grad(device):
+    with torch.no_grad():
+        made = {name: make(device) for name, make in _FACTORIES.items()}
+    wrong = [name for name, t in made.items()
+             if not (t.requires_grad and t.is_leaf and t.grad_fn is None)]
+    assert wrong == [], f"not a leaf that requires grad when made under no_grad: {wrong}"
+    # They are ordinary leaves afterwards: gradients reach them.
+    (made["zeros"] * 2).sum().backward()
+    assert made["zeros"].grad.cpu().tolist() == [[2.0] * 3] * 2
+
+
 @behavior("autograd.no_grad.decorator")
 def test_no_grad_as_decorator_stops_recording_in_the_function(device):
     @torch.no_grad()
@@ -67,6 +101,39 @@ def test_no_grad_decorator_keeps_the_function_result_and_name(device):
     assert decorated.__name__ == "scale"
     assert out.requires_grad is False
     assert out.cpu().tolist() == [6.0, 9.0]
+
+
+@behavior("autograd.no_grad.decorator_restores_after_exception")
+@pytest.mark.parametrize("depth", [1, 2])
+def test_no_grad_decorated_function_that_raises_restores_grad_mode(device, depth):
+    @torch.no_grad()
+    def fail(w):
+        assert torch.is_grad_enabled() is False
+        raise ValueError("inside")
+
+    @torch.no_grad()
+    def nested(w):
+        return fail(w)
+
+    w = _w(device)
+    with pytest.raises(ValueError, match="inside"):
+        (fail if depth == 1 else nested)(w)
+    assert torch.is_grad_enabled() is True
+    assert (w * 2).requires_grad is True
+
+
+@behavior("autograd.no_grad.decorator_restores_after_exception")
+def test_no_grad_decorated_function_that_raises_inside_no_grad_leaves_it_off(device):
+    # The previous mode is what comes back: disabled, when the call was made under no_grad.
+    @torch.no_grad()
+    def fail():
+        raise ValueError("inside")
+
+    with torch.no_grad():
+        with pytest.raises(ValueError):
+            fail()
+        assert torch.is_grad_enabled() is False
+    assert torch.is_grad_enabled() is True
 
 
 @behavior("autograd.no_grad.in_place_update")

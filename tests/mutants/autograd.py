@@ -6,6 +6,8 @@ faults say "a gradient wrong by 0.1%")."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -381,9 +383,37 @@ def no_grad_not_undone_on_exit(mp):
     mp.setattr(torch.no_grad, "__exit__", lambda self, *exc: None)
 
 
+@mutant(breaks="autograd.no_grad.context_manager")
+def factories_obey_no_grad(mp):
+    # requires_grad=True is dropped by the factories while grad mode is off.
+    def make(orig):
+        def factory(*args, **kwargs):
+            if kwargs.get("requires_grad") and not torch.is_grad_enabled():
+                kwargs["requires_grad"] = False
+            return orig(*args, **kwargs)
+        return factory
+    for attr in ("zeros", "ones", "tensor", "zeros_like"):
+        wrap(mp, torch, attr, make)
+
+
 @mutant(breaks="autograd.no_grad.decorator")
 def no_grad_decorator_returns_function_unchanged(mp):
     mp.setattr(torch.no_grad, "__call__", lambda self, fn: fn)
+
+
+@mutant(breaks="autograd.no_grad.decorator_restores_after_exception")
+def no_grad_decorator_leaks_on_exception(mp):
+    # The decorated call turns grad mode off and back on, without a finally for exceptions.
+    def call(self, fn):
+        @functools.wraps(fn)
+        def decorated(*args, **kwargs):
+            previous = torch.is_grad_enabled()
+            torch.set_grad_enabled(False)
+            result = fn(*args, **kwargs)
+            torch.set_grad_enabled(previous)
+            return result
+        return decorated
+    mp.setattr(torch.no_grad, "__call__", call)
 
 
 @mutant(breaks="autograd.no_grad.in_place_update")
