@@ -24,8 +24,10 @@ STEPS = 4
 
 @st.composite
 def trajectories(draw, steps=STEPS):
-    """(initial parameter values, gradients for each step) for one or two parameters."""
-    sizes = draw(st.lists(shapes(max_dims=2, max_side=3), min_size=1, max_size=2))
+    """(initial parameter values, gradients for each step) for one to five parameters of up to
+    5x5 elements: the rule holds for every parameter of a group, whatever its position or size
+    (implementations split long lists and large tensors into chunks)."""
+    sizes = draw(st.lists(shapes(max_dims=2, max_side=5), min_size=1, max_size=5))
     rng = draw(generators())  # one draw for all values: see strategies.generators
     params = [signed_values(rng, s, 0.25, 2.0) for s in sizes]
     grads = [[signed_values(rng, s, 0.125, 2.0) for s in sizes] for _ in range(steps)]
@@ -40,13 +42,26 @@ SEED_TRAJECTORY = (
      [np.array([[1.25, 0.5], [-0.75, 0.5]]), np.array(-0.5)],
      [np.array([[0.125, -1.5], [0.5, 1.0]]), np.array(0.25)]])
 
+
+def _many_trajectory(steps=STEPS):
+    """Five parameters, a large one (33x65) among them and small ones after it, so that every
+    position in the group and a size far beyond any chunk is checked on each run."""
+    rng = np.random.default_rng(20240613)
+    sizes = [(2, 2), (), (3,), (33, 65), (1, 4)]
+    params = [signed_values(rng, s, 0.25, 2.0) for s in sizes]
+    return params, [[signed_values(rng, s, 0.125, 2.0) for s in sizes] for _ in range(steps)]
+
+
+MANY_TRAJECTORY = _many_trajectory()
+
 lrs = st.floats(0.01, 1.0)
 momenta = st.floats(0.5, 0.95)
 
 
-def step_alongside(device, dtype, trajectory, implementation=(), **options):
+def step_alongside(device, dtype, trajectory, implementation=(), tensor_lr=False, **options):
     """Step SGD(**options, **implementation) and the oracle with the same gradients; compare
-    after each step. Returns the torch parameters and optimizer.
+    after each step. Returns the torch parameters and optimizer. With tensor_lr, torch gets
+    the learning rate as a float64 0-dim tensor of the same value (the oracle the float).
 
     The oracle gets the gradients as they were before the step: on torch 2.13 the foreach
     implementation with nesterov (and no weight decay or maximize) adds momentum * buffer
@@ -54,7 +69,10 @@ def step_alongside(device, dtype, trajectory, implementation=(), **options):
     not modify the .grad field") and later versions no longer mention."""
     values, grads = trajectory
     params = [torch.tensor(v, device=device, dtype=dtype, requires_grad=True) for v in values]
-    optimizer = torch.optim.SGD(params, **options, **dict(implementation))
+    given_options = dict(options, **dict(implementation))
+    if tensor_lr:
+        given_options["lr"] = torch.tensor(options["lr"], dtype=torch.float64)
+    optimizer = torch.optim.SGD(params, **given_options)
     oracle = oracles.SGD([to_numpy(p) for p in params], **options)
     for t, step_grads in enumerate(grads, start=1):
         for p, g in zip(params, step_grads):
@@ -73,6 +91,7 @@ def step_alongside(device, dtype, trajectory, implementation=(), **options):
 @behavior("optim.sgd.plain")
 @given(trajectory=trajectories(), lr=lrs)
 @example(trajectory=SEED_TRAJECTORY, lr=0.01)
+@example(trajectory=MANY_TRAJECTORY, lr=0.01)
 def test_plain_sgd_subtracts_lr_times_grad(device, dtype, trajectory, lr):
     params, optimizer = step_alongside(device, dtype, trajectory, lr=lr)
     if since("2.4"):  # plain SGD keeps no state at all
@@ -84,14 +103,40 @@ def test_plain_sgd_subtracts_lr_times_grad(device, dtype, trajectory, lr):
 @behavior("optim.sgd.momentum")
 @given(trajectory=trajectories(), lr=lrs, momentum=momenta)
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, momentum=0.9)
+@example(trajectory=MANY_TRAJECTORY, lr=0.1, momentum=0.9)
 def test_momentum_buffer_starts_at_the_gradient_and_accumulates(device, dtype, trajectory, lr,
                                                                momentum):
     step_alongside(device, dtype, trajectory, lr=lr, momentum=momentum)
 
 
+@behavior("optim.sgd.momentum")
+def test_momentum_buffer_is_not_the_gradient_tensor(device, dtype):
+    """The first buffer is the first gradient's value, not that tensor: the training loop with
+    zero_grad(set_to_none=False) zeroes .grad in place and backward accumulates the next
+    gradient into it, which must leave the buffer alone."""
+    rng = np.random.default_rng(7)
+    values = [signed_values(rng, s) for s in [(3, 2), (4,)]]
+    coefficients = [[signed_values(rng, s, 0.125, 2.0) for s in [(3, 2), (4,)]]
+                    for _ in range(STEPS)]
+    params = [torch.tensor(v, device=device, dtype=dtype, requires_grad=True) for v in values]
+    optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9)
+    oracle = oracles.SGD(values, lr=0.1, momentum=0.9)
+    for t, cs in enumerate(coefficients, start=1):
+        optimizer.zero_grad(set_to_none=False)
+        sum((torch.tensor(c, device=device, dtype=dtype) * p).sum()
+            for c, p in zip(cs, params)).backward()  # d/dp = c, exactly
+        optimizer.step()
+        expected = oracle.step(cs)
+        for i, p in enumerate(params):
+            assert_close(p, expected[i], what=f"parameter {i} after step {t}")
+            assert_close(optimizer.state[p]["momentum_buffer"], oracle.buffers[i],
+                         what=f"momentum buffer {i} after step {t}")
+
+
 @behavior("optim.sgd.dampening")
 @given(trajectory=trajectories(), lr=lrs, momentum=momenta, dampening=st.floats(0.1, 0.9))
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, momentum=0.9, dampening=0.5)
+@example(trajectory=MANY_TRAJECTORY, lr=0.1, momentum=0.9, dampening=0.5)
 def test_dampening_scales_new_gradients_from_the_second_step(device, dtype, trajectory, lr,
                                                              momentum, dampening):
     step_alongside(device, dtype, trajectory, lr=lr, momentum=momentum, dampening=dampening)
@@ -112,6 +157,7 @@ def test_first_momentum_buffer_is_the_undampened_gradient(device):
 @behavior("optim.sgd.nesterov")
 @given(trajectory=trajectories(), lr=lrs, momentum=momenta)
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, momentum=0.9)
+@example(trajectory=MANY_TRAJECTORY, lr=0.1, momentum=0.9)
 def test_nesterov_updates_with_gradient_plus_momentum_times_buffer(device, dtype, trajectory,
                                                                   lr, momentum):
     step_alongside(device, dtype, trajectory, lr=lr, momentum=momentum, nesterov=True)
@@ -122,6 +168,7 @@ def test_nesterov_updates_with_gradient_plus_momentum_times_buffer(device, dtype
        momentum=st.sampled_from([0.0, 0.9]))
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, weight_decay=0.1, momentum=0.0)
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, weight_decay=0.1, momentum=0.9)
+@example(trajectory=MANY_TRAJECTORY, lr=0.1, weight_decay=0.1, momentum=0.9)
 def test_weight_decay_adds_lambda_theta_before_momentum(device, dtype, trajectory, lr,
                                                        weight_decay, momentum):
     step_alongside(device, dtype, trajectory, lr=lr, weight_decay=weight_decay,
@@ -133,6 +180,7 @@ def test_weight_decay_adds_lambda_theta_before_momentum(device, dtype, trajector
        momentum=st.sampled_from([0.0, 0.9]))
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, weight_decay=0.0, momentum=0.0)
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, weight_decay=0.1, momentum=0.9)
+@example(trajectory=MANY_TRAJECTORY, lr=0.1, weight_decay=0.1, momentum=0.9)
 def test_maximize_negates_the_gradient(device, dtype, trajectory, lr, weight_decay, momentum):
     step_alongside(device, dtype, trajectory, lr=lr, weight_decay=weight_decay,
                    momentum=momentum, maximize=True)
@@ -159,6 +207,14 @@ def test_sgd_learning_rate_default_follows_the_torch_version(device):
     else:
         with pytest.raises(ValueError, match="required optimization parameter lr"):
             torch.optim.SGD([p])
+
+
+@behavior("optim.sgd.tensor_lr")
+@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
+def test_tensor_lr_steps_like_the_same_float(device, dtype, foreach):
+    for options in (dict(lr=0.1), dict(lr=0.1, momentum=0.9, weight_decay=0.1)):
+        step_alongside(device, dtype, MANY_TRAJECTORY, implementation={"foreach": foreach},
+                       tensor_lr=True, **options)
 
 
 # -- implementations ---------------------------------------------------------------------------
@@ -196,6 +252,7 @@ def _implementations_agree(device, dtype, trajectory, options, **implementation)
 @behavior("optim.sgd.foreach_matches_for_loop")
 @given(trajectory=trajectories(), options=sgd_options())
 @example(trajectory=SEED_TRAJECTORY, options=ALL_OPTIONS)
+@example(trajectory=MANY_TRAJECTORY, options=ALL_OPTIONS)
 @example(trajectory=SEED_TRAJECTORY, options=DAMPENED)
 def test_foreach_implementation_matches_the_for_loop(device, dtype, trajectory, options):
     _implementations_agree(device, dtype, trajectory, options, foreach=True)
@@ -220,6 +277,7 @@ def _fused_available(device):
 @behavior("optim.sgd.fused_matches_for_loop")
 @given(trajectory=trajectories(), options=sgd_options())
 @example(trajectory=SEED_TRAJECTORY, options=ALL_OPTIONS)
+@example(trajectory=MANY_TRAJECTORY, options=ALL_OPTIONS)
 @example(trajectory=SEED_TRAJECTORY, options=DAMPENED)
 def test_fused_implementation_matches_the_for_loop(device, dtype, trajectory, options):
     available = _fused_available(device)

@@ -31,6 +31,30 @@ def _sgd_with(mp, **changes):
     wrap(mp, sgd_module, "sgd", make)
 
 
+def _sgd_split(mp, select, **changes):
+    """SGD.step's functional call split in two: the parameters i for which select(i, param)
+    holds are stepped in a second call with hyperparameters changed as in _sgd_with (a fault
+    that hits some positions or sizes of a group only)."""
+    def make(orig):
+        def sgd(params, grads, momentum_buffer_list, *args, **kwargs):
+            chosen = [i for i, p in enumerate(params) if select(i, p)]
+            if not chosen:
+                return orig(params, grads, momentum_buffer_list, *args, **kwargs)
+            rest = [i for i in range(len(params)) if i not in chosen]
+            changed = dict(kwargs, **{k: f(kwargs[k]) for k, f in changes.items()})
+            per_param = len(momentum_buffer_list) == len(params)  # empty without momentum
+            for indices, options in ((rest, kwargs), (chosen, changed)):
+                if not indices:
+                    continue
+                buffers = [momentum_buffer_list[i] for i in indices] if per_param else []
+                orig([params[i] for i in indices], [grads[i] for i in indices], buffers,
+                     *args, **options)
+                for i, b in zip(indices, buffers):
+                    momentum_buffer_list[i] = b
+        return sgd
+    wrap(mp, sgd_module, "sgd", make)
+
+
 def _after_construction(mp):
     """Mark optimizers once __init__ has run, so a mutant can spare the constructor's own
     add_param_group calls."""
@@ -163,6 +187,21 @@ def sgd_adds_the_gradient(mp):
     _sgd_with(mp, maximize=lambda m: not m)
 
 
+@mutant(breaks="optim.sgd.plain")
+def sgd_lr_off_from_the_third_parameter(mp):
+    _sgd_split(mp, lambda i, p: i >= 2, lr=lambda lr: lr * OFF)
+
+
+@mutant(breaks="optim.sgd.plain")
+def sgd_lr_off_for_large_parameters(mp):
+    _sgd_split(mp, lambda i, p: p.numel() > 16, lr=lambda lr: lr * OFF)
+
+
+@mutant(breaks="optim.sgd.tensor_lr")
+def tensor_lr_replaced_by_the_default(mp):
+    _sgd_with(mp, lr=lambda lr: 1e-3 if isinstance(lr, torch.Tensor) else lr)
+
+
 @mutant(breaks="optim.sgd.momentum")
 def momentum_ignored(mp):
     _sgd_with(mp, momentum=lambda m: 0.0)
@@ -178,6 +217,22 @@ def momentum_buffer_reset_every_step(mp):
     def make(orig):
         def sgd(params, grads, momentum_buffer_list, *args, **kwargs):
             return orig(params, grads, [None] * len(momentum_buffer_list), *args, **kwargs)
+        return sgd
+    wrap(mp, sgd_module, "sgd", make)
+
+
+@mutant(breaks="optim.sgd.momentum")
+def momentum_buffer_aliases_the_grad(mp):
+    """The first buffer is the .grad tensor itself instead of a copy, where their values agree
+    (no weight decay, no maximize): zeroing or accumulating .grad in place rewrites it."""
+    def make(orig):
+        def sgd(params, grads, momentum_buffer_list, *args, **kwargs):
+            fresh = [i for i, b in enumerate(momentum_buffer_list) if b is None]
+            result = orig(params, grads, momentum_buffer_list, *args, **kwargs)
+            if kwargs["momentum"] and not kwargs["weight_decay"] and not kwargs["maximize"]:
+                for i in fresh:
+                    momentum_buffer_list[i] = grads[i]
+            return result
         return sgd
     wrap(mp, sgd_module, "sgd", make)
 
