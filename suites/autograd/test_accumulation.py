@@ -119,3 +119,37 @@ def test_parameters_of_an_unused_submodule_keep_grad_none(device):
     model.used(torch.ones(3, 2, device=device)).sum().backward()
     assert all(p.grad is not None for p in model.used.parameters())
     assert all(p.grad is None for p in model.spare.parameters())
+
+
+_NAMES = ("a", "b", "c")
+
+
+@behavior("autograd.backward.inputs")
+@given(w=st.tuples(*[integer_arrays(st.just((2, 3)))] * 3),
+       listed=st.sets(st.sampled_from(_NAMES), min_size=1).map(sorted),
+       api=st.sampled_from(["Tensor.backward", "autograd.backward"]))
+@example(w=(np.full((2, 3), 2.0), np.full((2, 3), 5.0), np.full((2, 3), -3.0)), listed=["a"],
+         api="Tensor.backward")
+@example(w=(np.full((2, 3), 2.0), np.full((2, 3), 5.0), np.full((2, 3), -3.0)),
+         listed=["a", "c"], api="autograd.backward")
+def test_backward_accumulates_only_into_the_listed_inputs(device, dtype, w, listed, api):
+    # f = sum(a * b * c): df/da = b c, df/db = a c, df/dc = a b (exact on integers). c starts
+    # with a gradient already, a and b with None; every leaf not listed must stay as it was.
+    leaves = {n: torch.tensor(v, device=device, dtype=dtype, requires_grad=True)
+              for n, v in zip(_NAMES, w)}
+    leaves["c"].grad = torch.ones(2, 3, device=device, dtype=dtype)
+    f = (leaves["a"] * leaves["b"] * leaves["c"]).sum()
+    inputs = [leaves[n] for n in listed]
+    if api == "Tensor.backward":
+        f.backward(inputs=inputs)
+    else:
+        torch.autograd.backward([f], inputs=inputs)
+    a, b, c = w
+    expected = {"a": b * c, "b": a * c, "c": 1 + a * b}
+    for name, t in leaves.items():
+        if name in listed:
+            _exact(t.grad, expected[name])
+        elif name == "c":
+            _exact(t.grad, np.ones((2, 3)))  # untouched, not zeroed or added to
+        else:
+            assert t.grad is None, f"{name} is not in inputs={listed} but got a gradient"

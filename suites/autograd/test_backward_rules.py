@@ -38,6 +38,40 @@ def test_backward_of_a_one_element_output_needs_no_gradient(device):
     assert a.grad.cpu().tolist() == [36.0]
 
 
+# Gradients whose shape differs from the (2, 3) output: broadcastable ones included.
+_WRONG_SHAPES = [(), (1,), (3,), (1, 3), (2, 1), (3, 2), (1, 2, 3), (6,)]
+
+
+def _vjp_with(api, out, leaf, vector):
+    if api == "Tensor.backward":
+        out.backward(vector)
+    elif api == "autograd.backward":
+        torch.autograd.backward([out], grad_tensors=[vector])
+    else:
+        torch.autograd.grad([out], [leaf], grad_outputs=[vector])
+
+
+@behavior("autograd.backward.gradient_shape")
+@pytest.mark.parametrize("api", ["Tensor.backward", "autograd.backward", "autograd.grad"])
+def test_a_gradient_of_another_shape_than_the_output_raises(device, api):
+    a = torch.full((2, 3), 2.0, device=device, requires_grad=True)
+    for shape in _WRONG_SHAPES:
+        out = 3 * a**3
+        with pytest.raises(RuntimeError, match="Mismatch in shape"):
+            _vjp_with(api, out, a, torch.ones(shape, device=device))
+        assert a.grad is None, f"gradient of shape {shape} was accepted"
+    _vjp_with("Tensor.backward", 3 * a**3, a, torch.ones(2, 3, device=device))  # the right one
+    assert a.grad.cpu().tolist() == [[36.0] * 3] * 2
+
+
+@behavior("autograd.backward.gradient_shape")
+def test_a_scalar_output_refuses_a_one_element_gradient_of_shape_1(device):
+    w = torch.tensor(2.0, device=device, requires_grad=True)
+    with pytest.raises(RuntimeError, match="Mismatch in shape"):
+        (10 * w**2 + 25).backward(torch.ones(1, device=device))
+    assert w.grad is None
+
+
 @behavior("autograd.backward.freed_graph")
 def test_second_backward_through_a_freed_graph_raises(device):
     w = torch.tensor(2.0, device=device, requires_grad=True)

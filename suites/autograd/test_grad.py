@@ -3,8 +3,10 @@
 import warnings
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import example, given
+from hypothesis import strategies as st
 
 from torchconform import assert_close, behavior, oracles, to_numpy
 from torchconform.strategies import arrays, shapes
@@ -81,3 +83,32 @@ def test_autograd_backward_with_create_graph_makes_grad_differentiable(device):
     w.grad = None
     dz.sum().backward()
     assert_close(w.grad, oracles.square_scaled_second([2.0, -1.5]), what="d2z/dw2")
+
+
+@behavior("autograd.grad.allow_unused")
+@given(position=st.integers(0, 2))
+@example(position=1)
+def test_an_input_the_outputs_do_not_use_raises_unless_allow_unused(device, position):
+    used = [torch.tensor([2.0, 3.0], device=device, requires_grad=True) for _ in range(2)]
+    unused = torch.tensor([1.0, -1.0], device=device, requires_grad=True)  # requires grad too
+    inputs = list(used)
+    inputs.insert(position, unused)
+    out = (used[0] ** 2 * used[1]).sum()
+    with pytest.raises(RuntimeError, match="not have been used in the graph"):
+        torch.autograd.grad(out, inputs, retain_graph=True)
+    grads = torch.autograd.grad(out, inputs, allow_unused=True)
+    assert grads[position] is None
+    rest = [g for i, g in enumerate(grads) if i != position]
+    assert [g.cpu().tolist() for g in rest] == [[8.0, 18.0], [4.0, 9.0]]  # 2 u0 u1, u0**2
+    assert unused.grad is None
+
+
+@behavior("autograd.grad.materialize_grads")
+def test_materialize_grads_returns_zeros_for_an_unused_input(device):
+    a = torch.tensor([2.0, 3.0], device=device, requires_grad=True)
+    unused = torch.tensor([1.0, -1.0, 4.0], device=device, requires_grad=True)
+    ga, gu = torch.autograd.grad((a**2).sum(), [a, unused], allow_unused=True,
+                                 materialize_grads=True)
+    assert ga.cpu().tolist() == [4.0, 6.0]
+    assert gu is not None and gu.shape == unused.shape and gu.device == unused.device
+    assert gu.cpu().tolist() == [0.0, 0.0, 0.0]

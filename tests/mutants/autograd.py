@@ -195,6 +195,27 @@ def backward_create_graph_ignored(mp):
     wrap(mp, T, "backward", make)
 
 
+@mutant(breaks="autograd.grad.allow_unused")
+def unused_input_gets_zero_gradient(mp):
+    # An unused input neither raises nor gives None: it silently gets zeros.
+    def make(orig):
+        def grad(outputs, inputs, *args, allow_unused=None, **kwargs):
+            results = orig(outputs, inputs, *args, allow_unused=True, **kwargs)
+            return tuple(torch.zeros_like(t) if g is None else g
+                         for t, g in zip(_as_list(inputs), results))
+        return grad
+    wrap(mp, torch.autograd, "grad", make)
+
+
+@mutant(breaks="autograd.grad.materialize_grads")
+def materialize_grads_ignored(mp):
+    def make(orig):
+        def grad(outputs, inputs, *args, materialize_grads=False, **kwargs):
+            return orig(outputs, inputs, *args, **kwargs)
+        return grad
+    wrap(mp, torch.autograd, "grad", make)
+
+
 # -- accumulation --------------------------------------------------------------------------
 
 def _overwrite_instead_of_accumulate(mp):
@@ -267,6 +288,34 @@ def implicit_gradient_for_non_scalars(mp):
     wrap(mp, T, "backward", lambda orig: lambda self, gradient=None, *a, **k: orig(
         self, torch.ones_like(self) if gradient is None and self.numel() > 1 else gradient,
         *a, **k))
+
+
+@mutant(breaks="autograd.backward.inputs")
+def backward_inputs_ignored(mp):
+    # Tensor.backward goes through torch.autograd.backward, so this covers both spellings.
+    def make(orig):
+        def backward(*args, inputs=None, **kwargs):
+            return orig(*args, **kwargs)
+        return backward
+    wrap(mp, torch.autograd, "backward", make)
+
+
+@mutant(breaks="autograd.backward.gradient_shape")
+def gradient_broadcast_to_output(mp):
+    # A gradient of another shape is broadcast (or summed and spread) to the output's shape.
+    def fit(vector, out):
+        if not isinstance(vector, torch.Tensor) or vector.shape == out.shape:
+            return vector
+        try:
+            return vector.expand_as(out).clone()
+        except RuntimeError:
+            return vector.sum().expand_as(out).clone()
+
+    def make(orig):
+        def backward(self, gradient=None, *args, **kwargs):
+            return orig(self, fit(gradient, self), *args, **kwargs)
+        return backward
+    wrap(mp, T, "backward", make)
 
 
 @mutant(breaks="autograd.backward.freed_graph")
