@@ -59,32 +59,51 @@ def _saved_and_loaded(sd, device):
     return torch.load(buffer, map_location=device, **restricted)
 
 
+#: The second group's own options, each unlike the first group's (OPTIONS and nesterov).
+SECOND_GROUP = dict(lr=0.5, momentum=0.6, dampening=0.0, weight_decay=0.0, nesterov=False,
+                    maximize=True)
+SGD_OPTIONS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+
+
 @behavior("optim.state_dict.round_trip")
-@given(values=arrays((2, 3)), grads=arrays((6, 2, 3), 0.125, 2.0),
+@given(values=arrays((4, 3)), grads=arrays((6, 4, 3), 0.125, 2.0),
        nesterov=st.booleans())
-@example(values=np.array([[1.5, -0.5, 2.0], [0.25, -1.0, 0.75]]),
-         grads=np.full((6, 2, 3), 0.5), nesterov=False)
+@example(values=np.array([[1.5, -0.5, 2.0], [0.25, -1.0, 0.75],
+                          [-0.75, 1.25, 0.5], [2.0, 0.5, -1.5]]),
+         grads=np.full((6, 4, 3), 0.5), nesterov=False)
 def test_loaded_optimizer_continues_exactly_like_the_original(device, dtype, values, grads,
                                                               nesterov):
-    options = dict(OPTIONS, nesterov=nesterov, dampening=0.0 if nesterov else 0.25)
+    """Two parameter groups of two parameters each: every group's options and every
+    parameter's momentum buffer come back, not only the first group's."""
+    options = dict(OPTIONS, nesterov=nesterov, dampening=0.0 if nesterov else 0.25,
+                   maximize=False)
     original = [_leaf(v, device, dtype) for v in values]
-    optimizer = torch.optim.SGD(original, **options)
-    oracle = oracles.SGD(values, **options)
+    optimizer = torch.optim.SGD([{"params": original[:2]},
+                                 {"params": original[2:], **SECOND_GROUP}], **options)
+    oracle_first = oracles.SGD(values[:2], **options)
+    oracle_second = oracles.SGD(values[2:], **SECOND_GROUP)
     for t in range(3):
         _step(original, optimizer, list(grads[t]))
-        oracle.step(list(grads[t]))
+        oracle_first.step(list(grads[t][:2]))
+        oracle_second.step(list(grads[t][2:]))
 
     resumed = [_leaf(to_numpy(p), device, dtype) for p in original]
     # Different hyperparameters on purpose: loading must bring back the saved ones.
-    other = torch.optim.SGD(resumed, lr=0.7, momentum=0.3)
+    other = torch.optim.SGD([{"params": resumed[:2]}, {"params": resumed[2:], "lr": 0.05}],
+                            lr=0.7, momentum=0.3)
     other.load_state_dict(_saved_and_loaded(optimizer.state_dict(), device))
-    assert other.param_groups[0]["lr"] == options["lr"]
-    assert other.param_groups[0]["momentum"] == options["momentum"]
-    assert other.param_groups[0]["params"] == resumed  # its own parameters, not the saved ones
+    for i, (group, saved) in enumerate(zip(other.param_groups, [options, SECOND_GROUP])):
+        assert {k: group[k] for k in SGD_OPTIONS} == {k: saved[k] for k in SGD_OPTIONS}, i
+    # Each group holds its own new parameters, not the saved ones.
+    assert [g["params"] for g in other.param_groups] == [resumed[:2], resumed[2:]]
+    for i, (a, b) in enumerate(zip(original, resumed)):
+        assert torch.equal(other.state[b]["momentum_buffer"],
+                           optimizer.state[a]["momentum_buffer"]), f"momentum buffer {i}"
     for t in range(3, 6):
         _step(original, optimizer, list(grads[t]))
         _step(resumed, other, list(grads[t]))
-        expected = oracle.step(list(grads[t]))
+        expected = (oracle_first.step(list(grads[t][:2]))
+                    + oracle_second.step(list(grads[t][2:])))
         for i, (a, b) in enumerate(zip(original, resumed)):
             assert torch.equal(a, b), f"parameter {i} differs after step {t + 1}"
             assert_close(b, expected[i], what=f"resumed parameter {i} after step {t + 1}")

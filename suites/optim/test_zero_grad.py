@@ -46,14 +46,30 @@ def test_zero_grad_set_to_none_true_clears_every_optimized_grad(device):
     assert other.grad.cpu().tolist() == [5.0, 5.0]  # not the optimizer's: left alone
 
 
+def _groups_with_grads(device):
+    """Three layers in three param groups, every parameter with a nonzero gradient."""
+    layers = [nn.Linear(2, 1).to(device) for _ in range(3)]
+    optimizer = torch.optim.SGD([{"params": layer.parameters(), "lr": 0.1 * (i + 1)}
+                                 for i, layer in enumerate(layers)], lr=0.1)
+    sum(layer(torch.ones(1, 2, device=device)) for layer in layers).backward()
+    params = [p for layer in layers for p in layer.parameters()]
+    assert all(p.grad is not None and torch.count_nonzero(p.grad) > 0 for p in params)
+    return params, optimizer
+
+
 @behavior("optim.zero_grad.set_to_none_true")
 def test_zero_grad_clears_every_param_group(device):
-    first, second = nn.Linear(2, 1).to(device), nn.Linear(2, 1).to(device)
-    optimizer = torch.optim.SGD([{"params": first.parameters()},
-                                 {"params": second.parameters(), "lr": 0.5}], lr=0.1)
-    (first(torch.ones(1, 2, device=device)) + second(torch.ones(1, 2, device=device))).backward()
+    params, optimizer = _groups_with_grads(device)
     optimizer.zero_grad(set_to_none=True)
-    assert all(p.grad is None for p in [*first.parameters(), *second.parameters()])
+    assert all(p.grad is None for p in params)
+
+
+@behavior("optim.zero_grad.set_to_none_false")
+def test_zero_grad_set_to_none_false_zeros_every_param_group(device):
+    params, optimizer = _groups_with_grads(device)
+    optimizer.zero_grad(set_to_none=False)
+    for i, p in enumerate(params):
+        assert p.grad is not None and torch.count_nonzero(p.grad) == 0, f"parameter {i}"
 
 
 @behavior("optim.zero_grad.set_to_none_false")

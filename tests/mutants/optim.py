@@ -116,6 +116,19 @@ def zero_grad_false_keeps_the_grads(mp):
         orig(self, True) if set_to_none else None))
 
 
+@mutant(breaks="optim.zero_grad.set_to_none_false")
+def zero_grad_false_first_group_only(mp):
+    def make(orig):
+        def zero_grad(self, set_to_none=True):
+            if set_to_none:
+                return orig(self, True)
+            for p in self.param_groups[0]["params"]:
+                if p.grad is not None:
+                    p.grad.zero_()
+        return zero_grad
+    wrap(mp, Opt, "zero_grad", make)
+
+
 @mutant(breaks="optim.zero_grad.unused_stays_none")
 def zero_grad_leaves_zeros_behind(mp):
     wrap(mp, Opt, "zero_grad", lambda orig: lambda self, set_to_none=True: orig(self, False))
@@ -424,6 +437,29 @@ def load_state_dict_keeps_current_hyperparameters(mp):
             current = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
             orig(self, sd)
             for g, c in zip(self.param_groups, current):
+                g.update(c)
+        return load_state_dict
+    wrap(mp, Opt, "load_state_dict", make)
+
+
+@mutant(breaks="optim.state_dict.round_trip")
+def load_state_dict_restores_the_first_groups_state_only(mp):
+    def make(orig):
+        def load_state_dict(self, sd):
+            later = {i for g in sd["param_groups"][1:] for i in g["params"]}
+            return orig(self, dict(sd, state={k: v for k, v in sd["state"].items()
+                                              if k not in later}))
+        return load_state_dict
+    wrap(mp, Opt, "load_state_dict", make)
+
+
+@mutant(breaks="optim.state_dict.round_trip")
+def load_state_dict_restores_the_first_groups_options_only(mp):
+    def make(orig):
+        def load_state_dict(self, sd):
+            current = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+            orig(self, sd)
+            for g, c in list(zip(self.param_groups, current))[1:]:
                 g.update(c)
         return load_state_dict
     wrap(mp, Opt, "load_state_dict", make)
