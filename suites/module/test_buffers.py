@@ -52,6 +52,15 @@ def test_named_buffers_recurse_false_lists_own_buffers_only(device):
     assert len(list(outer.buffers(recurse=False))) == 1
 
 
+@behavior("module.buffer.named_buffers_prefix")
+def test_named_buffers_prefix_goes_before_every_name(device):
+    index = {}
+    m = build(DEEP_TREE, device, index=index)
+    got = list(m.named_buffers(prefix="root"))
+    assert [n for n, _ in got] == ["root." + n for n in buffer_names(DEEP_TREE)]
+    assert all(b is index[n[len("root."):]] for n, b in got)
+
+
 @behavior("module.buffer.get_buffer_errors")
 @pytest.mark.parametrize("target", ["missing", "sub1.missing", "weight", "plain", "sub1"])
 def test_get_buffer_rejects_missing_or_non_buffer_target(device, target):

@@ -82,6 +82,86 @@ def test_hooks_run_in_registration_order_around_forward(device):
     assert out.item() == 1.0
 
 
+@behavior("module.call.hook_prepend")
+def test_prepended_hooks_run_before_the_registered_ones(device):
+    events = []
+
+    class Traced(nn.Module):
+        def forward(self, x):
+            events.append("forward")
+            return x + 1
+
+    def record(name):
+        return lambda *args: events.append(name)
+
+    m = Traced().to(device)
+    m.register_forward_pre_hook(record("pre1"))
+    m.register_forward_pre_hook(record("pre2"))
+    m.register_forward_pre_hook(record("pre0"), prepend=True)
+    m.register_forward_pre_hook(record("pre-1"), prepend=True)  # before the earlier prepend
+    m.register_forward_hook(record("post1"))
+    m.register_forward_hook(record("post0"), prepend=True)
+    m.register_forward_hook(record("post2"), prepend=False)
+    out = m(torch.zeros(1, device=device))
+    assert events == ["pre-1", "pre0", "pre1", "pre2", "forward", "post0", "post1", "post2"]
+    assert out.item() == 1.0
+
+
+class _Scaled(nn.Module):
+    def forward(self, x, scale=1.0, shift=0.0):
+        return x * scale + shift
+
+
+@behavior("module.call.forward_kwargs")
+def test_keyword_arguments_reach_forward_with_and_without_hooks(device):
+    m = _Scaled().to(device)
+    x = torch.arange(4.0, device=device)
+    assert_close(m(x, scale=3.0, shift=0.5), 3 * to_numpy(x) + 0.5)
+    seen = []
+    m.register_forward_pre_hook(lambda module, args: seen.append(("pre", args)))
+    assert_close(m(x, scale=3.0, shift=0.5), 3 * to_numpy(x) + 0.5)
+    m.register_forward_hook(lambda module, args, out: seen.append(("post", args)))
+    assert_close(m(x, shift=-2.0, scale=0.5), 0.5 * to_numpy(x) - 2.0)
+    # The hooks see the positional arguments only.
+    assert [(kind, len(args)) for kind, args in seen] == [("pre", 1), ("pre", 1), ("post", 1)]
+    assert all(args[0] is x for _, args in seen)
+
+
+@behavior("module.call.forward_hook_with_kwargs")
+def test_forward_hook_with_kwargs_sees_the_kwargs_and_can_replace_the_output(device):
+    m = _Scaled().to(device)
+    x = torch.arange(4.0, device=device)
+    seen = []
+
+    def negate(module, args, kwargs, output):
+        seen.append((module, args, dict(kwargs), output.detach().clone()))
+        return -output
+
+    m.register_forward_hook(negate, with_kwargs=True)
+    out = m(x, scale=3.0)
+    assert len(seen) == 1 and seen[0][0] is m and seen[0][1][0] is x
+    assert seen[0][2] == {"scale": 3.0}
+    assert_close(seen[0][3], 3 * to_numpy(x))
+    assert_close(out, -3 * to_numpy(x))
+
+
+@behavior("module.call.forward_pre_hook_with_kwargs")
+def test_forward_pre_hook_with_kwargs_can_replace_args_and_kwargs(device):
+    m = _Scaled().to(device)
+    x = torch.arange(4.0, device=device)
+    seen = []
+
+    def rewrite(module, args, kwargs):
+        seen.append((module, args, dict(kwargs)))
+        return (args[0] * 2,), {"scale": kwargs["scale"] + 1, "shift": 1.0}
+
+    m.register_forward_pre_hook(rewrite, with_kwargs=True)
+    out = m(x, scale=3.0)
+    assert len(seen) == 1 and seen[0][0] is m and seen[0][1][0] is x
+    assert seen[0][2] == {"scale": 3.0}
+    assert_close(out, 2 * to_numpy(x) * 4 + 1)
+
+
 @behavior("module.call.forward_skips_hooks")
 def test_calling_forward_directly_skips_hooks(device):
     m, x = _model_and_input(device)

@@ -123,6 +123,30 @@ def test_named_parameters_recurse_false_lists_own_parameters_only(device):
     assert len(list(outer.parameters(recurse=False))) == 2
 
 
+@behavior("module.parameter.named_parameters_prefix")
+def test_named_parameters_prefix_goes_before_every_name(device):
+    index = {}
+    m = build(DEEP_TREE, device, index=index)
+    got = list(m.named_parameters(prefix="root"))
+    assert [n for n, _ in got] == ["root." + n for n in parameter_names(DEEP_TREE)]
+    assert all(p is index[n[len("root."):]] for n, p in got)
+    assert [n for n, _ in m.enc.named_parameters(prefix="enc")] == [
+        n for n in parameter_names(DEEP_TREE) if n.startswith("enc.")]
+
+
+@behavior("module.parameter.requires_grad_recursive")
+def test_requires_grad_switches_every_parameter_of_the_tree(device):
+    m = build(DEEP_TREE, device)
+    n = len(parameter_names(DEEP_TREE))
+    assert m.requires_grad_(False) is m
+    assert [p.requires_grad for p in m.parameters()] == [False] * n
+    assert m.enc.requires_grad_() is m.enc  # the default flag is True, for that subtree only
+    assert [p.requires_grad for p in m.parameters()] == [
+        name.startswith("enc.") for name in parameter_names(DEEP_TREE)]
+    m.requires_grad_(True)
+    assert [p.requires_grad for p in m.parameters()] == [True] * n
+
+
 @behavior("module.parameter.shared_yielded_once")
 def test_shared_parameter_is_yielded_once(device):
     shared = nn.Parameter(torch.ones(2, device=device))

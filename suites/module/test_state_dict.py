@@ -40,6 +40,17 @@ def test_state_dict_holds_parameters_and_persistent_buffers_under_dotted_keys(de
         assert torch.equal(value, index[key].detach())
 
 
+@behavior("module.state_dict.prefix")
+def test_state_dict_prefix_goes_before_every_key(device):
+    index = {}
+    m = build(DEEP_TREE, device, index=index)
+    sd = m.state_dict(prefix="model.")
+    assert list(sd) == ["model." + k for k in state_dict_keys(DEEP_TREE)]
+    for key, value in sd.items():
+        assert value.data_ptr() == index[key[len("model."):]].data_ptr()
+    assert list(m.head.state_dict(prefix="x_")) == ["x_w", "x_out.mean"]
+
+
 @behavior("module.state_dict.detached_by_default")
 def test_state_dict_values_are_detached_views_of_the_parameters(device):
     m = _tree(device)

@@ -38,6 +38,16 @@ def test_named_modules_names_root_empty_and_descendants_by_dotted_path(device, s
     assert [name for name, _ in m.named_modules()] == [name for name, _ in preorder(spec)]
 
 
+@behavior("module.traversal.named_modules_prefix")
+def test_named_modules_prefix_names_the_root_and_goes_before_every_path(device):
+    index = {}
+    m = build(DEEP_TREE, device, index=index)
+    got = list(m.named_modules(prefix="root"))
+    names = [name for name, _ in preorder(DEEP_TREE)]
+    assert [n for n, _ in got] == ["root"] + ["root." + n for n in names[1:]]
+    assert all(module is index[name] for (_, module), name in zip(got, names))
+
+
 @behavior("module.traversal.seed_002_walk")
 def test_seed_002_tree_walk(device):
     m1, m2, m3 = _seed_tree(device)

@@ -204,6 +204,24 @@ def named_parameters_always_recurse(mp):
     wrap(mp, M, "named_parameters", make)
 
 
+@mutant(breaks="module.parameter.named_parameters_prefix")
+def named_parameters_prefix_ignored(mp):
+    wrap(mp, M, "named_parameters", lambda orig: lambda self, prefix="", *a, **k: orig(
+        self, "", *a, **k))
+
+
+@mutant(breaks="module.parameter.requires_grad_recursive")
+def requires_grad_own_parameters_only(mp):
+    def make(orig):
+        def requires_grad_(self, requires_grad=True):
+            for p in self.parameters(recurse=False):
+                p.requires_grad_(requires_grad)
+            return self
+        return requires_grad_
+    wrap(mp, M, "requires_grad_", make)
+
+
+
 @mutant(breaks="module.parameter.shared_yielded_once")
 def shared_parameters_yielded_twice(mp):
     def make(orig):
@@ -303,6 +321,13 @@ def named_buffers_always_recurse(mp):
             return orig(self, prefix, True, **kwargs)
         return named_buffers
     wrap(mp, M, "named_buffers", make)
+
+
+@mutant(breaks="module.buffer.named_buffers_prefix")
+def named_buffers_prefix_ignored(mp):
+    wrap(mp, M, "named_buffers", lambda orig: lambda self, prefix="", *a, **k: orig(
+        self, "", *a, **k))
+
 
 
 @mutant(breaks="module.buffer.get_buffer_errors")
@@ -431,6 +456,21 @@ def state_dict_keys_sorted(mp):
             return result
         return state_dict
     wrap(mp, M, "state_dict", make)
+
+
+@mutant(breaks="module.state_dict.prefix")
+def state_dict_prefix_ignored_by_the_caller(mp):
+    """The prefix a user passes is dropped; the recursion into children (which passes a
+    destination) still prefixes."""
+    def make(orig):
+        def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
+            if destination is None:
+                prefix = ""
+            return orig(self, *args, destination=destination, prefix=prefix,
+                        keep_vars=keep_vars)
+        return state_dict
+    wrap(mp, M, "state_dict", make)
+
 
 
 @mutant(breaks="module.state_dict.detached_by_default")
@@ -787,6 +827,16 @@ def named_modules_root_named_self(mp):
         (name or "self", m) for name, m in orig(self, *a, **k)))
 
 
+@mutant(breaks="module.traversal.named_modules_prefix")
+def named_modules_prefix_ignored(mp):
+    def make(orig):
+        def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+            return orig(self, memo, prefix if memo is not None else "", remove_duplicate)
+        return named_modules
+    wrap(mp, M, "named_modules", make)
+
+
+
 @mutant(breaks="module.traversal.shared_module_once")
 def named_modules_never_removes_duplicates(mp):
     def make(orig):
@@ -1054,6 +1104,46 @@ def hooks_run_in_reverse_order(mp):
             return handle
         return register
     wrap(mp, M, "register_forward_hook", make)
+
+
+@mutant(breaks="module.call.hook_prepend")
+def prepend_ignored(mp):
+    for name in ("register_forward_pre_hook", "register_forward_hook"):
+        wrap(mp, M, name, lambda orig: lambda self, hook, *, prepend=False, **k: orig(
+            self, hook, **k))
+
+
+@mutant(breaks="module.call.forward_kwargs")
+def call_drops_kwargs_when_hooked(mp):
+    wrap(mp, M, "__call__", lambda orig: lambda self, *a, **k: orig(
+        self, *a, **({} if self._forward_hooks or self._forward_pre_hooks else k)))
+
+
+@mutant(breaks="module.call.forward_hook_with_kwargs")
+def forward_hook_with_kwargs_result_ignored(mp):
+    def make(orig):
+        def register(self, hook, *args, **kwargs):
+            if kwargs.get("with_kwargs"):
+                return orig(self, lambda *a: (hook(*a), None)[1], *args, **kwargs)
+            return orig(self, hook, *args, **kwargs)
+        return register
+    wrap(mp, M, "register_forward_hook", make)
+
+
+@mutant(breaks="module.call.forward_pre_hook_with_kwargs")
+def pre_hook_with_kwargs_keeps_the_kwargs(mp):
+    """A with_kwargs pre-hook's new args are used, its new kwargs dropped."""
+    def make(orig):
+        def register(self, hook, *args, **kwargs):
+            if kwargs.get("with_kwargs"):
+                def keep_kwargs(module, a, k):
+                    result = hook(module, a, k)
+                    return None if result is None else (result[0], k)
+                return orig(self, keep_kwargs, *args, **kwargs)
+            return orig(self, hook, *args, **kwargs)
+        return register
+    wrap(mp, M, "register_forward_pre_hook", make)
+
 
 
 @mutant(breaks="module.call.hook_removal")
