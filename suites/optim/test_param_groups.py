@@ -8,7 +8,10 @@ from hypothesis import strategies as st
 from torchconform import assert_close, behavior, oracles, to_numpy
 from torchconform.strategies import arrays
 
-DEFAULTS = dict(lr=0.01, momentum=0.5, weight_decay=0.1)
+#: The optimizer's keyword arguments: every option set, none to SGD's own default, so a group
+#: stepped with SGD's defaults instead of these shows as well.
+DEFAULTS = dict(lr=0.01, momentum=0.5, dampening=0.25, weight_decay=0.1, nesterov=False,
+                maximize=True)
 SGD_OPTIONS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
 
 
@@ -32,24 +35,86 @@ def _step_all(params, optimizers, oracle_pairs, grads, what):
             assert_close(params[i], e, what=f"parameter {i} {what}")
 
 
+@st.composite
+def group_options(draw):
+    """All six options of a group, valid together (nesterov needs zero dampening)."""
+    nesterov = draw(st.booleans())
+    return dict(lr=draw(st.floats(0.05, 1.0)), momentum=draw(st.floats(0.6, 0.95)),
+                dampening=0.0 if nesterov else draw(st.floats(0.3, 0.9)),
+                weight_decay=draw(st.floats(0.2, 0.5)), nesterov=nesterov,
+                maximize=draw(st.booleans()))
+
+
+@st.composite
+def partial_group_options(draw):
+    """Some of a group's options (the rest come from the defaults), still valid together."""
+    options = draw(group_options())
+    keys = draw(st.sets(st.sampled_from(SGD_OPTIONS), min_size=1))
+    if options["nesterov"]:
+        keys |= {"dampening"}  # nesterov needs zero dampening; the default is 0.25
+    return {k: options[k] for k in keys}
+
+
+#: Each option of the first group unlike the default; the third group overrides two.
+OWN_OPTIONS = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.3, nesterov=True,
+                   maximize=False)
+
+
 @behavior("optim.param_groups.per_group_options")
-@given(values=arrays((2, 3)), grads=arrays((3, 2, 3), 0.125, 2.0),
-       lr=st.floats(0.05, 1.0), momentum=st.floats(0.6, 0.95))
-@example(values=np.array([[1.5, -0.5, 2.0], [0.25, -1.0, 0.75]]),
-         grads=np.full((3, 2, 3), 0.5), lr=0.1, momentum=0.9)
-def test_each_group_is_stepped_with_its_own_options(device, dtype, values, grads, lr, momentum):
-    first, second = _leaf(values[0], device, dtype), _leaf(values[1], device, dtype)
-    optimizer = torch.optim.SGD([{"params": [first], "lr": lr, "momentum": momentum},
-                                 {"params": [second]}], **DEFAULTS)
-    group0, group1 = optimizer.param_groups
-    assert group0["params"][0] is first and group1["params"][0] is second
-    assert (group0["lr"], group0["momentum"], group0["weight_decay"]) == (lr, momentum, 0.1)
-    assert (group1["lr"], group1["momentum"], group1["weight_decay"]) == (0.01, 0.5, 0.1)
-    oracle0 = oracles.SGD([values[0]], **_options(group0))
-    oracle1 = oracles.SGD([values[1]], **_options(group1))
+@given(values=arrays((3, 3)), grads=arrays((3, 3, 3), 0.125, 2.0),
+       own=group_options(), partial=partial_group_options())
+@example(values=np.array([[1.5, -0.5, 2.0], [0.25, -1.0, 0.75], [-0.75, 1.25, 0.5]]),
+         grads=np.full((3, 3, 3), 0.5), own=OWN_OPTIONS,
+         partial=dict(dampening=0.5, maximize=False))
+def test_each_group_is_stepped_with_its_own_options(device, dtype, values, grads, own,
+                                                    partial):
+    """Three groups: one sets all six options, one none, one some of them."""
+    params = [_leaf(v, device, dtype) for v in values]
+    optimizer = torch.optim.SGD([{"params": [params[0]], **own}, {"params": [params[1]]},
+                                 {"params": [params[2]], **partial}], **DEFAULTS)
+    expected_options = [own, DEFAULTS, dict(DEFAULTS, **partial)]
+    for i, (group, options) in enumerate(zip(optimizer.param_groups, expected_options)):
+        assert group["params"] == [params[i]]
+        assert _options(group) == options, f"group {i}"
+    pairs = [(oracles.SGD([values[i]], **options), [i])
+             for i, options in enumerate(expected_options)]
     for t in range(3):
-        _step_all([first, second], [optimizer], [(oracle0, [0]), (oracle1, [1])],
-                  list(grads[t]), f"after step {t + 1}")
+        _step_all(params, [optimizer], pairs, list(grads[t]), f"after step {t + 1}")
+
+
+#: (first group, second group) options at the start, and what each becomes after two steps:
+#: every option changes, nesterov both ways.
+BEFORE = (dict(lr=0.1, momentum=0.9, dampening=0.5, weight_decay=0.0, nesterov=False,
+               maximize=False),
+          dict(lr=0.2, momentum=0.5, dampening=0.0, weight_decay=0.1, nesterov=True,
+               maximize=True))
+AFTER = (dict(lr=0.05, momentum=0.6, dampening=0.0, weight_decay=0.2, nesterov=True,
+              maximize=True),
+         dict(lr=0.3, momentum=0.8, dampening=0.3, weight_decay=0.0, nesterov=False,
+              maximize=False))
+
+
+@behavior("optim.param_groups.per_group_options")
+def test_changing_a_groups_options_changes_the_next_steps(device, dtype):
+    """A group's options are read at every step: editing param_groups[i] between steps (as
+    schedulers do for lr and momentum) takes effect, for each of the six options."""
+    values = [np.array([[1.5, -0.5], [0.25, 2.0]]), np.array([-1.0, 0.75, 1.25])]
+    grads = [[np.array([[0.5, 1.0], [-1.0, 0.5]]), np.array([0.25, -1.5, 1.0])],
+             [np.array([[-0.25, 0.75], [1.5, -0.5]]), np.array([1.0, 0.5, -0.75])],
+             [np.array([[1.25, -0.5], [0.5, 1.0]]), np.array([-0.5, 1.25, 0.25])],
+             [np.array([[0.75, 0.25], [-1.25, 0.5]]), np.array([1.5, -0.25, 0.5])]]
+    params = [_leaf(v, device, dtype) for v in values]
+    optimizer = torch.optim.SGD([{"params": [p], **options}
+                                 for p, options in zip(params, BEFORE)], lr=1.0)
+    pairs = [(oracles.SGD([v], **options), [i])
+             for i, (v, options) in enumerate(zip(values, BEFORE))]
+    for t, step_grads in enumerate(grads, start=1):
+        if t == 3:
+            for group, (oracle, _), options in zip(optimizer.param_groups, pairs, AFTER):
+                group.update(options)
+                for key, value in options.items():
+                    setattr(oracle, key, value)  # the oracle reads its options every step
+        _step_all(params, [optimizer], pairs, step_grads, f"after step {t}")
 
 
 @behavior("optim.param_groups.per_group_options")

@@ -369,6 +369,45 @@ def group_lr_read_once(mp):
     wrap(mp, SGD, "step", make)
 
 
+@mutant(breaks="optim.param_groups.per_group_options")
+def group_flags_stepped_with_the_defaults(mp):
+    """Every group stepped with the optimizer's dampening, nesterov and maximize."""
+    keys = ("dampening", "nesterov", "maximize")
+
+    def make(orig):
+        def step(self, closure=None):
+            saved = [{k: g[k] for k in keys} for g in self.param_groups]
+            for g in self.param_groups:
+                g.update({k: self.defaults[k] for k in keys})
+            try:
+                return orig(self, closure)
+            finally:
+                for g, s in zip(self.param_groups, saved):
+                    g.update(s)
+        return step
+    wrap(mp, SGD, "step", make)
+
+
+@mutant(breaks="optim.param_groups.per_group_options")
+def group_options_read_once(mp):
+    """Each group's options but lr cached at its first step: later edits are lost."""
+    keys = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
+
+    def make(orig):
+        def step(self, closure=None):
+            cache = self.__dict__.setdefault("_mutant_options", {})
+            current = [{k: g[k] for k in keys} for g in self.param_groups]
+            for i, g in enumerate(self.param_groups):
+                g.update(cache.setdefault(i, {k: g[k] for k in keys}))
+            try:
+                return orig(self, closure)
+            finally:
+                for g, c in zip(self.param_groups, current):
+                    g.update(c)
+        return step
+    wrap(mp, SGD, "step", make)
+
+
 @mutant(breaks="optim.param_groups.add_param_group")
 def added_group_gets_only_defaults(mp):
     _after_construction(mp)
