@@ -1,5 +1,6 @@
 """torch.no_grad() as a context manager and a decorator, and how it differs from eval()."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -171,16 +172,23 @@ def test_seed_000_hand_written_update_under_no_grad(device):
 
 
 @behavior("autograd.no_grad.keeps_training_mode")
-def test_no_grad_leaves_the_training_flag_alone(device):
-    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(p=0.5)).to(device)
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
+def test_no_grad_leaves_the_training_flag_alone(device, p):
+    # p != 0.5 too: at 0.5 the drop and keep probabilities (and scales) cannot be told apart.
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(p=p)).to(device)
     assert model.training
     with torch.no_grad():
         out = model(torch.ones(2000, 2, device=device))
         assert model.training and model[1].training
     assert model.training and all(m.training for m in model.modules())
-    # Dropout still drops in training mode under no_grad: about half the outputs are zero.
+    # Dropout still drops in training mode under no_grad: a fraction p of the outputs is zero
+    # (4000 draws: 0.05 is more than 6 standard deviations), the rest are scaled by 1/(1 - p).
     zeros = (out == 0).float().mean().item()
-    assert 0.4 < zeros < 0.6
+    assert abs(zeros - p) < 0.05
+    linear = to_numpy(model[0].weight).sum(axis=1) + to_numpy(model[0].bias)  # x is all ones
+    kept = to_numpy(out) != 0
+    expected = np.broadcast_to(linear / (1 - p), out.shape)
+    assert_close(out[torch.from_numpy(kept).to(device)], expected[kept], what="kept outputs")
 
 
 @behavior("autograd.no_grad.keeps_training_mode")

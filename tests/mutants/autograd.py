@@ -488,6 +488,13 @@ def no_grad_switches_modules_to_eval(mp):
     wrap(mp, nn.Module, "__call__", make)
 
 
+@mutant(breaks="autograd.no_grad.keeps_training_mode")
+def no_grad_dropout_keeps_with_probability_p(mp):
+    # Dropout drops with probability 1 - p (so keeps with p, scaled by 1/p): invisible at 0.5.
+    wrap(mp, F, "dropout", lambda orig: lambda input, p=0.5, training=True, inplace=False: orig(
+        input, 1 - p, training, inplace))
+
+
 @mutant(breaks="autograd.no_grad.eval_keeps_gradients")
 def eval_disables_grad_mode(mp):
     wrap(mp, nn.Module, "eval", lambda orig: lambda self: (
