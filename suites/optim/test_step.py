@@ -35,6 +35,35 @@ def test_step_leaves_parameters_without_grad_untouched(device, dtype):
 
 
 @behavior("optim.step.skips_params_without_grad")
+def test_a_step_without_grad_leaves_the_momentum_buffer_as_it_was(device, dtype):
+    """A parameter skipped for a step (grad None, e.g. a layer frozen for a while) keeps its
+    state: when it gets a gradient again, momentum carries on from the buffer it had."""
+    values = [np.array([[1.5, -0.5], [0.25, 2.0]]), np.array([-1.0, 0.75, 1.25])]
+    params = [torch.tensor(v, device=device, dtype=dtype, requires_grad=True) for v in values]
+    optimizer = torch.optim.SGD(params, **OPTIONS)
+    oracle = oracles.SGD(values, **OPTIONS)
+    schedule = [[np.array([[0.5, 1.0], [-1.0, 0.5]]), np.array([0.25, -1.5, 1.0])],
+                [np.array([[-0.25, 0.75], [1.5, -0.5]]), None],
+                [None, np.array([1.0, 0.5, -0.75])],
+                [np.array([[1.25, -0.5], [0.5, 1.0]]), np.array([-0.5, 1.25, 0.25])],
+                [np.array([[0.75, 0.25], [-1.25, 0.5]]), np.array([1.5, -0.25, 0.5])]]
+    for t, grads in enumerate(schedule, start=1):
+        before = [optimizer.state[p]["momentum_buffer"].clone() if t > 1 else None
+                  for p in params]
+        for p, g in zip(params, grads):
+            p.grad = None if g is None else torch.tensor(g, device=device, dtype=dtype)
+        optimizer.step()
+        expected = oracle.step(grads)
+        for i, p in enumerate(params):
+            buffer = optimizer.state[p].get("momentum_buffer")
+            assert buffer is not None, f"momentum buffer {i} gone after step {t}"
+            if grads[i] is None:
+                assert torch.equal(buffer, before[i]), f"buffer {i} changed in step {t}"
+            assert_close(p, expected[i], what=f"parameter {i} after step {t}")
+            assert_close(buffer, oracle.buffers[i], what=f"momentum buffer {i} after step {t}")
+
+
+@behavior("optim.step.skips_params_without_grad")
 def test_frozen_layer_of_a_model_is_not_updated(device):
     model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1)).to(device)
     for p in model[0].parameters():

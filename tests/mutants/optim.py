@@ -152,6 +152,20 @@ def step_treats_missing_grads_as_zero(mp):
     wrap(mp, SGD, "step", make)
 
 
+@mutant(breaks="optim.step.skips_params_without_grad")
+def skipped_parameter_loses_its_momentum_buffer(mp):
+    def make(orig):
+        def step(self, closure=None):
+            result = orig(self, closure)
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None and p in self.state:
+                        self.state[p].pop("momentum_buffer", None)
+            return result
+        return step
+    wrap(mp, SGD, "step", make)
+
+
 @mutant(breaks="optim.step.steps_zero_grads")
 def step_skips_zero_grads(mp):
     def make(orig):
