@@ -95,8 +95,8 @@ def test_state_dict_leaves_out_none_entries_and_plain_tensors(device):
 @example(spec=DEEP_TREE)
 def test_load_state_dict_copies_values_into_the_existing_tensors(device, spec):
     source, target = build(spec, device), build(spec, device)
-    for module in (source, target):  # integer buffers load too, not only floating state
-        module.register_buffer("n_count", torch.randint(0, 1000, (3,), device=device))
+    for module in (source, target):  # integer buffers load too (tree names start "n_": no clash)
+        module.register_buffer("int_count", torch.randint(0, 1000, (3,), device=device))
     frozen = [p for i, p in enumerate(target.parameters()) if i % 2 == 0]
     for p in frozen:
         p.requires_grad_(False)
@@ -104,7 +104,7 @@ def test_load_state_dict_copies_values_into_the_existing_tensors(device, spec):
     target.load_state_dict(source.state_dict())
     for key, value in source.state_dict().items():
         assert torch.equal(target.state_dict()[key], value), key
-    assert target.n_count.dtype == torch.int64
+    assert target.int_count.dtype == torch.int64
     assert all(a is b for a, b in zip(target.parameters(), params_before))  # copied in place
     # Copying values leaves each parameter's requires_grad as it was.
     assert [p.requires_grad for p in target.parameters()] == [
