@@ -407,6 +407,11 @@ def in_place_ops_not_recorded(mp):
         wrap(mp, T, attr, make)
 
 
+@mutant(breaks="autograd.detach.shares_storage")
+def detach_copies(mp):
+    wrap(mp, T, "detach", lambda orig: lambda self: orig(self).clone())
+
+
 @mutant(breaks="autograd.variable.returns_tensor")
 def variable_returns_a_parameter(mp):
     mp.setattr(torch.autograd, "Variable", lambda data, requires_grad=False: nn.Parameter(
