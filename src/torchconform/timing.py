@@ -47,7 +47,7 @@ TIMED_ONLY = "timed_only_benchmark"
 WARMUP_SECONDS = 0.05  # untimed calls before timing: at least one, then until this long
 SLOW_CALL_SECONDS = 0.1  # calls this slow are timed in a few single-call rounds
 SLOW_ROUNDS = 3
-PEDANTIC_MAX_ROUNDS = 2000
+MAX_PREPARED = 20_000  # inputs prepared in advance for one consuming benchmark, at most
 COPY_SECONDS = 0.25  # time spent measuring each reference copy
 
 Timer = Callable[[], float]
@@ -229,27 +229,34 @@ class DeviceBenchmark:
             return self._benchmark.pedantic(fn, rounds=SLOW_ROUNDS)
         return self._benchmark(fn)
 
-    def pedantic(self, fn: Callable[[], Any], setup: Callable[[], None]) -> Any:
-        """Time fn() alone, one call per round, after an untimed setup() each round (for
-        operations that consume their input, such as zero_grad(set_to_none=True))."""
+    def consuming(self, fn: Callable[[Any], Any], prepare: Callable[[], Any]) -> Any:
+        """Time fn(prepare()) without timing prepare(): for operations that use up their input,
+        such as backward() freeing its graph. The inputs for every timed call are prepared in
+        advance, untimed, so that rounds can still hold many calls (steadier than one call
+        per round with a setup in between)."""
         if not self.enabled:
-            return self._benchmark.pedantic(fn, setup=setup)
-        duration = self._warm_up(fn, setup)
-        budget = float(self._config.getoption("benchmark_max_time"))
-        rounds = max(int(self._config.getoption("benchmark_min_rounds")),
-                     min(PEDANTIC_MAX_ROUNDS, math.ceil(budget / max(duration, 1e-7))))
+            return self._benchmark.pedantic(fn, args=(prepare(),))
+        duration = self._warm_up(lambda: fn(prepare()))
         if duration >= SLOW_CALL_SECONDS:
-            rounds = SLOW_ROUNDS
-        return self._benchmark.pedantic(fn, setup=setup, rounds=rounds)
+            rounds, iterations = SLOW_ROUNDS, 1
+        else:
+            round_time = float(self._config.getoption("benchmark_min_time"))
+            iterations = max(1, math.ceil(round_time / max(duration, 1e-7)))
+            budget = float(self._config.getoption("benchmark_max_time"))
+            rounds = max(int(self._config.getoption("benchmark_min_rounds")),
+                         math.ceil(budget / (duration * iterations)))
+            rounds = min(rounds, max(1, MAX_PREPARED // iterations))
+        # One more than timed: with iterations > 1 pytest-benchmark calls once more for the
+        # result.
+        inputs = iter([prepare() for _ in range(rounds * iterations + 1)])
+        return self._benchmark.pedantic(lambda: fn(next(inputs)), rounds=rounds,
+                                        iterations=iterations)
 
-    def _warm_up(self, fn: Callable[[], Any], setup: Optional[Callable[[], None]] = None
-                 ) -> float:
+    def _warm_up(self, fn: Callable[[], Any]) -> float:
         """Call fn untimed (at least once, up to WARMUP_SECONDS); the last call's duration."""
         deadline = time.perf_counter() + WARMUP_SECONDS
         calls = 0
         while True:
-            if setup is not None:
-                setup()
             start = self.timer()
             fn()
             duration = self.timer() - start

@@ -1,9 +1,9 @@
 """Cost of autograd: forward, backward and forward + backward of the seeds' functions and of a
 small MLP at three widths; k accumulated backward passes against zeroing between them.
 
-`backward` times backward() alone: each round builds a fresh graph untimed first (a graph is
-freed by its backward), so no retain_graph is involved. `forward_backward` also clears the
-gradient, as a training step would. Each benchmark asserts its gradients once against the
+`backward` times backward() alone: a backward frees its graph, so one graph per timed call is
+built in advance, untimed (no retain_graph involved). `forward_backward` also clears the
+gradients first, as a training step would. Each benchmark asserts its gradients once against the
 closed forms in torchconform.oracles.
 """
 
@@ -70,32 +70,26 @@ def mean_scaled_square(device):
 def run_phase(device_benchmark, phase, leaves, forward, backward_kwargs):
     """Time one phase; returns the output whose backward left the leaves' final gradients."""
     device_benchmark.extra_info["phase"] = phase
-    graph = {}
 
     def clear():
         for leaf in leaves:
             leaf.grad = None
 
-    if phase == "forward":
-        out = device_benchmark(forward)
-        clear()
-        out.backward(**backward_kwargs)  # for the gradient check
-        return out
-    if phase == "backward":
-        def build():
-            clear()
-            graph["out"] = forward()
-
-        device_benchmark.pedantic(lambda: graph["out"].backward(**backward_kwargs), setup=build)
-        return graph["out"]
-
     def step():
         clear()
-        graph["out"] = forward()
-        graph["out"].backward(**backward_kwargs)
+        forward().backward(**backward_kwargs)
 
-    device_benchmark(step)
-    return graph["out"]
+    if phase == "forward":
+        out = device_benchmark(forward)
+    elif phase == "backward":  # graphs are built untimed, one per timed backward
+        device_benchmark.consuming(lambda graph: graph.backward(**backward_kwargs), forward)
+        out = forward()
+    else:
+        device_benchmark(step)
+        out = forward()
+    clear()
+    out.backward(**backward_kwargs)  # one pass whose gradients the caller checks
+    return out
 
 
 def run_seed(device_benchmark, phase, seed):
