@@ -44,7 +44,8 @@ LARGE = "large_benchmark"
 #: benchmarks are timed.
 TIMED_ONLY = "timed_only_benchmark"
 
-WARMUP_SECONDS = 0.05  # untimed calls before timing: at least one, then until this long
+WARMUP_SECONDS = 0.05  # untimed calls before timing: at least two, then until this long
+MAX_WARMUP_CALLS = 1000
 SLOW_CALL_SECONDS = 0.1  # calls this slow are timed in a few single-call rounds
 SLOW_ROUNDS = 3
 MAX_PREPARED = 20_000  # inputs prepared in advance for one consuming benchmark, at most
@@ -132,6 +133,14 @@ def device_timer(config: pytest.Config, device: str) -> Tuple[Timer, Optional[st
     return timers[device]
 
 
+def _tested_devices(config: pytest.Config) -> List[str]:
+    """The run's devices, as the plugin resolved them from --device (validated there)."""
+    try:
+        return devices.resolve_devices(config.getoption("device"))
+    except devices.DeviceError:
+        return []
+
+
 def _item_device(item: pytest.Item) -> Optional[str]:
     callspec = getattr(item, "callspec", None)
     device = callspec.params.get("device") if callspec is not None else None
@@ -172,17 +181,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
 def pytest_report_header(config: pytest.Config) -> List[str]:
     lines = []
     if timing_requested(config):
-        timers = config.stash[_TIMERS]
-        described = ", ".join(f"{d}: {getattr(t, '__name__', t)}" for d, (t, _) in
-                              sorted(timers.items())) or "none collected"
-        lines.append(f"torchconform timing: {described}")
-    dropped = config.stash.get(_DROPPED, {})
-    if dropped.get(LARGE):
-        lines.append(f"torchconform: {dropped[LARGE]} 100M-element benchmark cases left out "
-                     f"(add --bench-large)")
-    if dropped.get(TIMED_ONLY):
-        lines.append(f"torchconform: {dropped[TIMED_ONLY]} slow benchmark cases run only when "
-                     f"timed (--benchmark-enable)")
+        described = []
+        for device in _tested_devices(config):
+            timer, problem = device_timer(config, device)
+            described.append(f"{device}: {getattr(timer, '__name__', timer)}"
+                             + (" (NOT synchronized)" if problem else ""))
+        lines.append(f"torchconform timing: {', '.join(described)}")
     return lines
 
 
@@ -253,16 +257,18 @@ class DeviceBenchmark:
                                         iterations=iterations)
 
     def _warm_up(self, fn: Callable[[], Any]) -> float:
-        """Call fn untimed (at least once, up to WARMUP_SECONDS); the last call's duration."""
+        """Call fn untimed: once for lazy initialization, then again until WARMUP_SECONDS
+        have passed (at least once more). Returns the last call's duration: the steady cost
+        that decides how the benchmark is timed."""
+        fn()  # lazy initialization happens here, never in a timed call
         deadline = time.perf_counter() + WARMUP_SECONDS
-        calls = 0
-        while True:
+        for _ in range(MAX_WARMUP_CALLS):
             start = self.timer()
             fn()
             duration = self.timer() - start
-            calls += 1
-            if time.perf_counter() >= deadline or calls >= 1000:
-                return duration
+            if time.perf_counter() >= deadline:
+                break
+        return duration
 
     def bandwidth(self, bytes_moved: int, numel: int, dtype: torch.dtype = torch.float32
                   ) -> None:
@@ -275,13 +281,18 @@ class DeviceBenchmark:
         achieved = bytes_moved / median / 1e9
         copy = copy_bandwidth(self._config, self.device, numel, dtype)
         self.extra_info.update({
-            "bandwidth_GBps": round(achieved, 3),
-            "copy_bandwidth_GBps": round(copy, 3),
-            "bandwidth_vs_copy": round(achieved / copy, 3),
+            "bandwidth_GBps": _digits(achieved),
+            "copy_bandwidth_GBps": _digits(copy),
+            "bandwidth_vs_copy": _digits(achieved / copy),
         })
         self._config.stash[_BANDWIDTHS].append({
             "name": self._benchmark.name, "median": median, "bandwidth": achieved,
             "copy": copy})
+
+
+def _digits(value: float) -> float:
+    """Four significant digits: what the measurement supports, readable in the JSON."""
+    return float(f"{value:.4g}")
 
 
 @pytest.fixture
@@ -361,14 +372,17 @@ def benchmark_machine_info(devices_tested: List[str]) -> Dict[str, Any]:
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: Dict[str, Any]
                                          ) -> None:
-    try:
-        tested = devices.resolve_devices(config.getoption("device"))
-    except devices.DeviceError:
-        tested = []
-    machine_info.update(benchmark_machine_info(tested))
+    machine_info.update(benchmark_machine_info(_tested_devices(config)))
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    dropped = config.stash.get(_DROPPED, {})
+    if dropped.get(LARGE):
+        terminalreporter.write_line(f"torchconform: {dropped[LARGE]} 100M-element benchmark "
+                                    f"cases left out (add --bench-large)")
+    if dropped.get(TIMED_ONLY):
+        terminalreporter.write_line(f"torchconform: {dropped[TIMED_ONLY]} slow benchmark cases "
+                                    f"run only when timed (--benchmark-enable)")
     bandwidths = config.stash.get(_BANDWIDTHS, [])
     if bandwidths:
         terminalreporter.write_sep(
