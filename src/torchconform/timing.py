@@ -12,7 +12,9 @@ numbers mean what they claim on torch devices:
   timed: the `device_benchmark` fixture calls the body untimed first (warm-up).
 - machine_info of every JSON result names torch (version, git hash, build, CUDA/cuDNN), the
   GPUs and driver, the CPU model and torch's thread count.
-- Timing is refused under xdist: workers share the cores the clock measures.
+- Timing is refused under xdist (--benchmark-enable with -n is a usage error): workers share
+  the cores the clock measures. Without --benchmark-enable, pytest-benchmark's own rule
+  holds: under xdist it runs each body once, untimed, and warns.
 - Memory-bound benchmarks report their effective bandwidth and its ratio to a plain copy of
   the same size measured in the same run.
 
@@ -81,7 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_COPIES] = {}
     config.stash[_BANDWIDTHS] = []
     config.stash[_DROPPED] = {}
-    if timing_requested(config) and under_xdist(config):
+    if config.getoption("benchmark_enable", default=False) and under_xdist(config):
         raise pytest.UsageError(
             "benchmarks cannot be timed under pytest-xdist (-n/--dist): parallel workers share "
             "the cores being measured. Time them in one process (python -m torchconform.bench), "
@@ -89,8 +91,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def timing_requested(config: pytest.Config) -> bool:
-    """Will pytest-benchmark time this run (as opposed to calling each body once)?"""
-    if config.getoption("benchmark_skip", default=False):
+    """Will pytest-benchmark time this run (as opposed to calling each body once)? Not under
+    xdist: an explicit --benchmark-enable is refused there (above), and otherwise
+    pytest-benchmark turns timing off by itself, with a warning."""
+    if config.getoption("benchmark_skip", default=False) or under_xdist(config):
         return False
     return bool(config.getoption("benchmark_enable", default=False)) or not config.getoption(
         "benchmark_disable", default=True)
@@ -375,7 +379,19 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: Di
     machine_info.update(benchmark_machine_info(_tested_devices(config)))
 
 
+def untimed_by_xdist(config: pytest.Config) -> bool:
+    """Benchmarks that would be timed, run untimed because of xdist (pytest-benchmark's rule;
+    its own warning stays inside a worker and never reaches the terminal, so we say it)."""
+    return (under_xdist(config) and not config.getoption("benchmark_disable", default=True)
+            and not config.getoption("benchmark_skip", default=False))
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    if untimed_by_xdist(config) and not hasattr(config, "workerinput"):
+        terminalreporter.write_line(
+            "torchconform: benchmarks were NOT timed: pytest-xdist is active, so each benchmark "
+            "body ran once, untimed (time them in one process: python -m torchconform.bench)",
+            yellow=True)
     dropped = config.stash.get(_DROPPED, {})
     if dropped.get(LARGE):
         terminalreporter.write_line(f"torchconform: {dropped[LARGE]} 100M-element benchmark "
