@@ -23,9 +23,11 @@ SUBSET = ["--", "-k", "test_named_modules[cpu-wide-10]"]
 
 
 def run_bench(*args, out):
+    # Not as an xdist worker, even under `pytest -n`: pytest-benchmark would not time.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     return subprocess.run([sys.executable, "-m", "torchconform.bench", "--device", "cpu",
                            "--out", str(out), *args], capture_output=True, text=True,
-                          cwd=str(ROOT), env=dict(os.environ), timeout=300)
+                          cwd=str(ROOT), env=env, timeout=300)
 
 
 def test_run_names_carry_torch_version_and_devices():

@@ -19,8 +19,11 @@ QUICK = ["--benchmark-enable", "--benchmark-max-time=0.02", "--benchmark-min-rou
 
 
 @pytest.fixture
-def sample(pytester):
-    """Write a sample benchmark suite: sample("def test_x(device, device_benchmark): ...")."""
+def sample(pytester, monkeypatch):
+    """Write a sample benchmark suite: sample("def test_x(device, device_benchmark): ...").
+    Outside xdist, even when these tests run under `pytest -n`: pytest-benchmark reads the
+    worker's PYTEST_XDIST_WORKER and would leave the nested run untimed."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     pytester.makeini("[pytest]\ntorchconform_suites = suites\n")
 
     def write(body: str):
@@ -120,10 +123,12 @@ def test_device_without_synchronize_says_so_in_the_results(pytester, sample, mon
 
 # -- agreement with torch.utils.benchmark ---------------------------------------------------------
 
-#: The stated tolerance: the median per call of the same operation, timed in the same process by
-#: pytest-benchmark (through the plugin) and by torch.utils.benchmark.Timer, differs by at most
-#: this factor. Both run it single-threaded (Timer's default) so that a busy second core does not
-#: stall the operation's worker threads.
+#: The stated tolerance: the same operation, timed in the same process by pytest-benchmark
+#: (through the plugin) and by torch.utils.benchmark.Timer, gives per-call times within this
+#: factor of each other. Compared: each tool's fastest round (rounds of many calls, 2 ms and
+#: more), which load on a shared machine can only slow down; the medians move with that load
+#: (Timer's own median changed 2x between two readings a second apart on a busy machine). Both
+#: run single-threaded (Timer's default), so that a busy second core cannot stall a worker thread.
 AGREEMENT = 1.25
 
 
@@ -137,23 +142,23 @@ def test_timing_agrees_with_torch_utils_benchmark_timer(pytester, sample):
     """)
     a = torch.ones(128, 128)
 
-    def timer_median():
+    def timer_fastest():
         timer = Timer("torch.mm(a, a)", globals={"torch": torch, "a": a}, num_threads=1)
-        return timer.blocked_autorange(min_run_time=0.5).median
+        return min(timer.blocked_autorange(min_run_time=0.5).times)
 
-    before = timer_median()
+    before = timer_fastest()
     out = pytester.path / "out.json"
     result = pytester.runpytest(suite, "--device=cpu", *SAMPLE_ARGS, "--benchmark-enable",
                                 "--benchmark-max-time=0.5", "--benchmark-min-time=0.002",
                                 f"--benchmark-json={out}")
-    after = timer_median()
+    reference = min(before, timer_fastest())
     assert result.ret == 0, result.stdout.str()
-    ours = results(out)["benchmarks"][0]["stats"]["median"]
-    # Either Timer reading (before or after) must agree: the machine may change load between.
-    ratios = [ours / before, ours / after]
-    assert any(1 / AGREEMENT <= r <= AGREEMENT for r in ratios), (
-        f"pytest-benchmark median {ours * 1e6:.1f} us vs Timer {before * 1e6:.1f} / "
-        f"{after * 1e6:.1f} us")
+    stats = results(out)["benchmarks"][0]["stats"]
+    assert stats["iterations"] > 1  # rounds of many calls, like Timer's blocks
+    ours = stats["min"]
+    assert 1 / AGREEMENT <= ours / reference <= AGREEMENT, (
+        f"pytest-benchmark fastest round {ours * 1e6:.1f} us per call vs Timer's "
+        f"{reference * 1e6:.1f} us")
 
 
 # -- warm-up, smoke mode, markers -----------------------------------------------------------------

@@ -101,7 +101,10 @@ def timing_requested(config: pytest.Config) -> bool:
 
 
 def under_xdist(config: pytest.Config) -> bool:
-    return (hasattr(config, "workerinput") or bool(os.environ.get("PYTEST_XDIST_WORKER"))
+    """Is this run an xdist controller or worker? From the configuration, not the environment:
+    a pytest run nested inside an xdist worker (pytester) is not itself distributed.
+    pytest-benchmark reads PYTEST_XDIST_WORKER instead, so such a nested run is untimed."""
+    return (hasattr(config, "workerinput")
             or bool(config.getoption("numprocesses", default=None))
             or config.getoption("dist", default="no") != "no")
 

@@ -54,13 +54,19 @@ def module_names(shape: str, size: int):
     return [""] + [".".join(["child"] * depth) for depth in range(1, size)]
 
 
-TREES = [pytest.param(shape, size, id=f"{shape}-{size}") for shape in SHAPES for size in SIZES]
-# load_state_dict of 1000-module trees takes 0.5 s (wide) to 3 s (deep) per call (torch
-# filters the whole state_dict once per module): too slow for the untimed smoke run.
-SLOW_LOAD = {("wide", 1000), ("deep", 1000)}
-LOAD_TREES = [pytest.param(shape, size, id=f"{shape}-{size}",
-                           marks=[getattr(pytest.mark, TIMED_ONLY)] if (shape, size) in SLOW_LOAD
-                           else []) for shape in SHAPES for size in SIZES]
+# The untimed smoke run (pytest suites/) checks the 10- and 100-module trees; 1000-module trees
+# (up to 3 s per load_state_dict call, as torch filters the whole state_dict once per module)
+# run only when timed.
+BIG = 1000
+
+
+def _case(*values, size):
+    marks = [getattr(pytest.mark, TIMED_ONLY)] if size >= BIG else []
+    return pytest.param(*values, id="-".join(map(str, values)), marks=marks)
+
+
+TREES = [_case(shape, size, size=size) for shape in SHAPES for size in SIZES]
+COUNTS = [_case(count, size=count) for count in SIZES]
 
 
 @pytest.fixture
@@ -89,7 +95,7 @@ class ManyParameters(nn.Module):
 
 
 @behavior("module.parameter.assignment_registers_in_order")
-@pytest.mark.parametrize("count", [pytest.param(n, id=f"{n}") for n in SIZES])
+@pytest.mark.parametrize("count", COUNTS)
 def test_construct_module_with_many_parameters(device, device_benchmark, count):
     device_benchmark.extra_info.update(parameters=count)
     module = device_benchmark(lambda: ManyParameters(count, device))
@@ -131,7 +137,7 @@ def test_state_dict(device, device_benchmark, deep_recursion, shape, size):
 
 
 @behavior("module.state_dict.load_restores")
-@pytest.mark.parametrize("shape, size", LOAD_TREES)
+@pytest.mark.parametrize("shape, size", TREES)
 def test_load_state_dict(device, device_benchmark, deep_recursion, shape, size):
     tree = build(shape, size, device)
     source = build(shape, size, device)

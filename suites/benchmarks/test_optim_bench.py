@@ -18,11 +18,14 @@ from torch import nn
 
 from torchconform import TORCH_VERSION, assert_close, behavior, torch_at_least
 from torchconform.seed_models import LinearRegression, linear_regression_data
-from torchconform.timing import LARGE, require_memory
+from torchconform.timing import LARGE, TIMED_ONLY, require_memory
 
 PARAM_TENSORS = 10
 LR, MOMENTUM, GRAD = 0.01, 0.9, 0.5
-SIZES = [pytest.param(1_000_000, id="1M"), pytest.param(10_000_000, id="10M"),
+# The untimed smoke run (pytest suites/) checks 1M elements; 10M run only when timed, 100M
+# only with --bench-large.
+SIZES = [pytest.param(1_000_000, id="1M"),
+         pytest.param(10_000_000, id="10M", marks=getattr(pytest.mark, TIMED_ONLY)),
          pytest.param(100_000_000, id="100M", marks=getattr(pytest.mark, LARGE))]
 IMPLEMENTATIONS = ["for_loop", "foreach", "fused"]
 FLOAT_BYTES = 4
