@@ -125,11 +125,14 @@ def test_device_without_synchronize_says_so_in_the_results(pytester, sample, mon
 
 #: The stated tolerance: the same operation, timed in the same process by pytest-benchmark
 #: (through the plugin) and by torch.utils.benchmark.Timer, gives per-call times within this
-#: factor of each other. Compared: each tool's fastest round (rounds of many calls, 2 ms and
-#: more), which load on a shared machine can only slow down; the medians move with that load
-#: (Timer's own median changed 2x between two readings a second apart on a busy machine). Both
-#: run single-threaded (Timer's default), so that a busy second core cannot stall a worker thread.
+#: factor of each other. Compared: each tool's fastest round, with rounds of the same length
+#: (ROUND seconds of calls), which load on a shared machine can only slow down; short rounds
+#: make an undisturbed one likely even on a busy machine. The medians move with
+#: that load (Timer's own median changed 2x between two readings a second apart on a busy
+#: machine), and so does a fastest round of a different length. Both run single-threaded
+#: (Timer's default), so that a busy second core cannot stall a worker thread.
 AGREEMENT = 1.25
+ROUND = 0.0005
 
 
 def test_timing_agrees_with_torch_utils_benchmark_timer(pytester, sample):
@@ -143,22 +146,29 @@ def test_timing_agrees_with_torch_utils_benchmark_timer(pytester, sample):
     a = torch.ones(128, 128)
 
     def timer_fastest():
+        """Timer's per-call time in its fastest of 500 blocks of ROUND seconds, like ours."""
         timer = Timer("torch.mm(a, a)", globals={"torch": torch, "a": a}, num_threads=1)
-        return min(timer.blocked_autorange(min_run_time=0.5).times)
+        number = max(1, round(ROUND / timer.timeit(20).median))
+        return min(timer.timeit(number).median for _ in range(500))
 
-    before = timer_fastest()
-    out = pytester.path / "out.json"
-    result = pytester.runpytest(suite, "--device=cpu", *SAMPLE_ARGS, "--benchmark-enable",
-                                "--benchmark-max-time=0.5", "--benchmark-min-time=0.002",
-                                f"--benchmark-json={out}")
-    reference = min(before, timer_fastest())
-    assert result.ret == 0, result.stdout.str()
-    stats = results(out)["benchmarks"][0]["stats"]
-    assert stats["iterations"] > 1  # rounds of many calls, like Timer's blocks
-    ours = stats["min"]
-    assert 1 / AGREEMENT <= ours / reference <= AGREEMENT, (
-        f"pytest-benchmark fastest round {ours * 1e6:.1f} us per call vs Timer's "
-        f"{reference * 1e6:.1f} us")
+    ratios = []
+    for attempt in range(3):  # a busy machine can disturb every round of one attempt
+        before = timer_fastest()
+        out = pytester.path / f"out{attempt}.json"
+        result = pytester.runpytest(suite, "--device=cpu", *SAMPLE_ARGS, "--benchmark-enable",
+                                    "--benchmark-max-time=0.5", f"--benchmark-min-time={ROUND}",
+                                    f"--benchmark-json={out}")
+        reference = min(before, timer_fastest())
+        assert result.ret == 0, result.stdout.str()
+        stats = results(out)["benchmarks"][0]["stats"]
+        assert stats["iterations"] > 1  # rounds of many calls, like Timer's blocks
+        ratios.append(stats["min"] / reference)
+        print(f"fastest round per call: pytest-benchmark {stats['min'] * 1e6:.2f} us, Timer "
+              f"{reference * 1e6:.2f} us, ratio {ratios[-1]:.3f}")
+        if 1 / AGREEMENT <= ratios[-1] <= AGREEMENT:
+            return
+    raise AssertionError(f"pytest-benchmark / Timer per-call times: {ratios}, none within "
+                         f"a factor {AGREEMENT}")
 
 
 # -- warm-up, smoke mode, markers -----------------------------------------------------------------
