@@ -77,11 +77,16 @@ def test_bench_command_end_to_end(tmp_path):
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
     assert "IQR/median" in first.stdout and f"bench: results {result}" in first.stdout
 
-    # A second run compares with the first; the threshold is wide so load cannot fail it.
+    # A second run compares with the first, as if saved by another torch (machine_info
+    # differs: pytest-benchmark warns); the threshold is wide so load cannot fail it.
+    old = json.loads(saved[0].read_text())
+    old["machine_info"]["torch"]["version"] = "2.12.0"
+    saved[0].write_text(json.dumps(old))
     second = run_bench("--compare", NAME, "--fail-threshold", "1000%", *SUBSET, out=out)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert f"compared with {saved[0]}" in second.stdout
     assert "0001_" in second.stdout  # pytest-benchmark's comparison table names the old run
+    assert "machine_info is different" in second.stdout + second.stderr
     assert len(list((out / ".storage").glob("*/*.json"))) == 2
 
     # The matrix reads the result, not the copies in the hidden storage.

@@ -156,7 +156,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     command = pytest_command(suite, out, name, ",".join(tested), args.large, compare,
                              args.fail_threshold, args.pytest_args)
     print("bench:", " ".join(command), flush=True)
-    status = subprocess.run(command, cwd=str(suite.parents[1])).returncode
+    # From the output folder: pytest-benchmark names the storage relative to the working
+    # directory when it warns that machine_info differs (always, across torch versions) and
+    # fails if the storage is elsewhere. pytest finds the suite's configuration from its path.
+    status = subprocess.run(command, cwd=str(out)).returncode
 
     from .report.benchplot import render
 
