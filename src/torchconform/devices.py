@@ -8,7 +8,7 @@ parametrization of the `device` fixture, the `[cpu]` / `[cuda]` suffix of every 
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import torch
 
@@ -150,14 +150,25 @@ def supports_float64(device: str) -> bool:
     return torch.device(device).type != "mps"
 
 
-def synchronize(device: str) -> bool:
-    """Wait for queued work on an asynchronous device; False when it has no way to."""
+def synchronizer(device: str) -> Optional[Callable[[], None]]:
+    """The call that waits for `device`'s queued work (torch.cuda.synchronize, ...), a no-op
+    for the synchronous CPU, or None when the backend has no synchronize()."""
     kind = torch.device(device).type
     if kind == "cpu":
-        return True
+        return _nothing_queued
     module = _backend_module(kind) if kind != "mps" else getattr(torch, "mps", None)
     sync = getattr(module, "synchronize", None)
-    if not callable(sync):
+    return sync if callable(sync) else None
+
+
+def _nothing_queued() -> None:
+    """CPU operators return when their work is done: nothing to wait for."""
+
+
+def synchronize(device: str) -> bool:
+    """Wait for queued work on an asynchronous device; False when it has no way to."""
+    sync = synchronizer(device)
+    if sync is None:
         return False
     sync()
     return True

@@ -29,6 +29,8 @@ from .report.repro import reproduction
 from .report.session import configure_reports
 
 profiles.register()
+# Benchmark timing (timing.py) adds options, so it must load with this module, not at configure.
+pytest_plugins = ["torchconform.timing"]
 
 NOT_APPLICABLE = "not applicable"
 _DEVICES = pytest.StashKey[List[str]]()

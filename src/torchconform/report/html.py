@@ -7,7 +7,9 @@ Registered by the plugin only when pytest-html is active (its hookspecs must exi
 from __future__ import annotations
 
 import html
-from typing import Any, Dict, List
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -62,3 +64,26 @@ class HtmlReport:
         if props.get("dtype"):
             device += f" / {props['dtype']}"
         cells.insert(3, f'<td class="col-device">{html.escape(device)}</td>')
+
+    def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
+        htmlpath = session.config.getoption("htmlpath", default=None)
+        if not htmlpath:
+            return
+        page = (session.config.invocation_params.dir / htmlpath).resolve()
+        href = benchmark_plot_href(page, session.config.rootpath)
+        if href is not None:
+            prefix.append(f'<p class="benchmarks">Benchmarks (python -m torchconform.bench): '
+                          f'<a href="{html.escape(href)}">{html.escape(href)}</a></p>')
+
+
+#: Where `python -m torchconform.bench` draws its plot, relative to the checkout.
+BENCHMARK_PLOT = Path("reports") / "benchmarks" / "benchmarks.svg"
+
+
+def benchmark_plot_href(page: Path, root: Path) -> Optional[str]:
+    """The benchmark plot relative to the HTML page `page`, if there is one: beside the page
+    (DIR/benchmarks/ of --report-dir DIR) or in the checkout's reports/benchmarks/."""
+    for plot in (page.parent / "benchmarks" / BENCHMARK_PLOT.name, root / BENCHMARK_PLOT):
+        if plot.is_file():
+            return Path(os.path.relpath(plot.resolve(), page.parent)).as_posix()
+    return None

@@ -146,14 +146,22 @@ def _benchmark_file(path: Path) -> bool:
         return False
 
 
+def _searched(path: Path, folder: Path) -> bool:
+    """Not in previous/ (replaced runs) nor in a hidden folder (copies: the benchmark history
+    in reports/benchmarks/.storage)."""
+    parts = path.relative_to(folder).parts[:-1]
+    return "previous" not in path.parts and not any(part.startswith(".") for part in parts)
+
+
 def expand(paths: Iterable[str]) -> List[Path]:
     """Files as given (each must be ours or pytest-benchmark's); folders are searched for
-    conformance.json and pytest-benchmark files, skipping reports/previous/."""
+    conformance.json and pytest-benchmark files, skipping reports/previous/ and hidden
+    folders."""
     found: List[Path] = []
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*.json") if "previous" not in p.parts and (
+            found += sorted(p for p in path.rglob("*.json") if _searched(p, path) and (
                 p.name == "conformance.json" or _benchmark_file(p)))
         elif path.exists():
             found.append(path)
