@@ -349,13 +349,15 @@ def foreach_by_default_everywhere(mp):
 
 # -- param groups --------------------------------------------------------------------------
 
-@mutant(breaks="optim.param_groups.per_group_options")
-def groups_stepped_with_the_defaults(mp):
+def _step_with_group_options(mp, options):
+    """SGD.step with each group's options replaced during the step: options(optimizer, i,
+    group) gives the values group i is stepped with; the group's own are put back after."""
     def make(orig):
         def step(self, closure=None):
-            saved = [dict(g) for g in self.param_groups]
-            for g in self.param_groups:
-                g.update({k: v for k, v in self.defaults.items() if k in ("lr", "momentum")})
+            replaced = [options(self, i, g) for i, g in enumerate(self.param_groups)]
+            saved = [{k: g[k] for k in r} for g, r in zip(self.param_groups, replaced)]
+            for g, r in zip(self.param_groups, replaced):
+                g.update(r)
             try:
                 return orig(self, closure)
             finally:
@@ -366,40 +368,24 @@ def groups_stepped_with_the_defaults(mp):
 
 
 @mutant(breaks="optim.param_groups.per_group_options")
+def groups_stepped_with_the_defaults(mp):
+    _step_with_group_options(mp, lambda opt, i, g: {
+        k: opt.defaults[k] for k in ("lr", "momentum")})
+
+
+@mutant(breaks="optim.param_groups.per_group_options")
 def group_lr_read_once(mp):
-    """A step that caches each group's lr at construction (a scheduler's change is lost)."""
-    def make(orig):
-        def step(self, closure=None):
-            first = self.__dict__.setdefault("_mutant_lrs", [g["lr"] for g in self.param_groups])
-            current = [g["lr"] for g in self.param_groups]
-            for g, lr in zip(self.param_groups, first):
-                g["lr"] = lr
-            try:
-                return orig(self, closure)
-            finally:
-                for g, lr in zip(self.param_groups, current):
-                    g["lr"] = lr
-        return step
-    wrap(mp, SGD, "step", make)
+    """A step that caches each group's lr at its first step (a scheduler's change is lost)."""
+    def first_lr(opt, i, g):
+        return {"lr": opt.__dict__.setdefault("_mutant_lrs", {}).setdefault(i, g["lr"])}
+    _step_with_group_options(mp, first_lr)
 
 
 @mutant(breaks="optim.param_groups.per_group_options")
 def group_flags_stepped_with_the_defaults(mp):
     """Every group stepped with the optimizer's dampening, nesterov and maximize."""
-    keys = ("dampening", "nesterov", "maximize")
-
-    def make(orig):
-        def step(self, closure=None):
-            saved = [{k: g[k] for k in keys} for g in self.param_groups]
-            for g in self.param_groups:
-                g.update({k: self.defaults[k] for k in keys})
-            try:
-                return orig(self, closure)
-            finally:
-                for g, s in zip(self.param_groups, saved):
-                    g.update(s)
-        return step
-    wrap(mp, SGD, "step", make)
+    _step_with_group_options(mp, lambda opt, i, g: {
+        k: opt.defaults[k] for k in ("dampening", "nesterov", "maximize")})
 
 
 @mutant(breaks="optim.param_groups.per_group_options")
@@ -407,19 +393,10 @@ def group_options_read_once(mp):
     """Each group's options but lr cached at its first step: later edits are lost."""
     keys = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
 
-    def make(orig):
-        def step(self, closure=None):
-            cache = self.__dict__.setdefault("_mutant_options", {})
-            current = [{k: g[k] for k in keys} for g in self.param_groups]
-            for i, g in enumerate(self.param_groups):
-                g.update(cache.setdefault(i, {k: g[k] for k in keys}))
-            try:
-                return orig(self, closure)
-            finally:
-                for g, c in zip(self.param_groups, current):
-                    g.update(c)
-        return step
-    wrap(mp, SGD, "step", make)
+    def first_options(opt, i, g):
+        cache = opt.__dict__.setdefault("_mutant_options", {})
+        return cache.setdefault(i, {k: g[k] for k in keys})
+    _step_with_group_options(mp, first_options)
 
 
 @mutant(breaks="optim.param_groups.add_param_group")
