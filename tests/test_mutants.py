@@ -36,3 +36,9 @@ def test_mutant_is_caught(run_suite, monkeypatch, mutant):
 def test_every_mutant_targets_a_catalogued_behavior():
     catalog = load_catalog()
     assert [m.name for m in MUTANTS if m.breaks not in catalog] == []
+
+
+def test_every_catalogued_behavior_has_a_mutant():
+    """A behavior no mutant breaks has no proof that its tests can fail."""
+    broken = {m.breaks for m in MUTANTS}
+    assert sorted(set(load_catalog()) - broken) == []

@@ -1008,6 +1008,22 @@ def apply_returns_none(mp):
     wrap(mp, M, "apply", lambda orig: lambda self, fn: (orig(self, fn), None)[1])
 
 
+@mutant(breaks="module.apply.seed_002_new_weight")
+def apply_root_only(mp):
+    mp.setattr(M, "apply", lambda self, fn: (fn(self), self)[1])
+
+
+@mutant(breaks="module.apply.weight_init")
+def apply_two_levels_only(mp):
+    """Children and self, but not grandchildren: a nested Sequential's layers are missed."""
+    def apply(self, fn):
+        for child in self.children():
+            fn(child)
+        fn(self)
+        return self
+    mp.setattr(M, "apply", apply)
+
+
 # -- train / eval --------------------------------------------------------------------------
 
 @mutant(breaks="module.mode.recursive")
@@ -1191,3 +1207,30 @@ def module_zero_grad_own_parameters_only(mp):
         for p in self.parameters(recurse=False):
             p.grad = None
     mp.setattr(M, "zero_grad", zero_grad)
+
+
+# -- behaviors shown by the seeds' LinearModel ---------------------------------------------
+
+@mutant(breaks="module.call.forward_skips_hooks")
+def forward_runs_hooks(mp):
+    """LinearModel.forward itself runs the forward pre-hooks, so calling it directly does."""
+    from torchconform.seed_models import LinearModel
+
+    def make(orig):
+        def forward(self, x):
+            for hook in list(self._forward_pre_hooks.values()):
+                hook(self, (x,))
+            return orig(self, x)
+        return forward
+    wrap(mp, LinearModel, "forward", make)
+
+
+@mutant(breaks="module.call.same_result_as_forward")
+def call_scales_tensor_outputs(mp):
+    wrap(mp, M, "__call__", lambda orig: lambda self, *a, **k: (
+        lambda out: out * 1.001 if isinstance(out, torch.Tensor) else out)(orig(self, *a, **k)))
+
+
+@mutant(breaks="module.traversal.seed_002_walk")
+def modules_root_last(mp):
+    wrap(mp, M, "modules", lambda orig: lambda self: iter(list(orig(self))[::-1]))
