@@ -20,6 +20,7 @@ own check failed, when nothing ran (pytest's 5), or on a regression past the thr
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -76,8 +77,6 @@ def saved_run(storage: Path, wanted) -> Path:
 def dispersion(result: Path, floor: float = 10e-6, limit: float = 0.05) -> str:
     """How steady the run was: benchmarks above `floor` seconds whose IQR/median is within
     `limit` (the target), and the worst one."""
-    import json
-
     stats = [(b["name"], b["stats"]) for b in json.loads(result.read_text())["benchmarks"]]
     timed = [(name, s["iqr"] / s["median"]) for name, s in stats if s["median"] > floor]
     steady = sum(ratio <= limit for _, ratio in timed)

@@ -128,6 +128,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
+def tested_devices(config: pytest.Config) -> List[str]:
+    """The run's devices, as resolved from --device at configure time (empty before)."""
+    return list(config.stash.get(_DEVICES, []))
+
+
 def pytest_cmdline_main(config: pytest.Config):
     if config.getoption("behaviors"):  # like --fixtures: print and exit, run nothing
         from .behaviors import format_catalog

@@ -38,6 +38,7 @@ import pytest
 import torch
 
 from . import __version__, devices
+from .plugin import tested_devices
 from .report import facts
 
 #: Marks a case that needs much memory (100M elements): collected only with --bench-large.
@@ -140,14 +141,6 @@ def device_timer(config: pytest.Config, device: str) -> Tuple[Timer, Optional[st
     return timers[device]
 
 
-def _tested_devices(config: pytest.Config) -> List[str]:
-    """The run's devices, as the plugin resolved them from --device (validated there)."""
-    try:
-        return devices.resolve_devices(config.getoption("device"))
-    except devices.DeviceError:
-        return []
-
-
 def _item_device(item: pytest.Item) -> Optional[str]:
     callspec = getattr(item, "callspec", None)
     device = callspec.params.get("device") if callspec is not None else None
@@ -189,7 +182,7 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
     lines = []
     if timing_requested(config):
         described = []
-        for device in _tested_devices(config):
+        for device in tested_devices(config):
             timer, problem = device_timer(config, device)
             described.append(f"{device}: {getattr(timer, '__name__', timer)}"
                              + (" (NOT synchronized)" if problem else ""))
@@ -379,7 +372,7 @@ def benchmark_machine_info(devices_tested: List[str]) -> Dict[str, Any]:
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: Dict[str, Any]
                                          ) -> None:
-    machine_info.update(benchmark_machine_info(_tested_devices(config)))
+    machine_info.update(benchmark_machine_info(tested_devices(config)))
 
 
 def untimed_by_xdist(config: pytest.Config) -> bool:
