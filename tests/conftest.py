@@ -8,6 +8,8 @@ from typing import List, Sequence, Tuple
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
+from torchconform import protocol
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +57,7 @@ class SuiteRun:
         found = []
         for report in self.reports:
             if getattr(report, outcome) and report.when in ("setup", "call", "teardown"):
-                bid = dict(report.user_properties).get("behavior")
+                bid = protocol.behavior_of(report)
                 if bid and bid not in found:
                     found.append(bid)
         return found

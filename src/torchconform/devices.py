@@ -10,7 +10,17 @@ from __future__ import annotations
 import os
 from typing import Callable, List, Optional
 
+import pytest
 import torch
+
+#: Where the plugin keeps the devices resolved at configure time (read them with tested()).
+TESTED = pytest.StashKey[List[str]]()
+
+
+def tested(config: pytest.Config) -> List[str]:
+    """The run's devices, as resolved once from --device at configure time (empty before)."""
+    return list(config.stash.get(TESTED, []))
+
 
 # Device types torch can name but that hold no data or are not execution targets.
 _NOT_TARGETS = {

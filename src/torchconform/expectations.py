@@ -22,6 +22,8 @@ from typing import Dict, Iterable, List, Optional
 
 import pytest
 
+from . import protocol
+
 _URL = re.compile(r"^https?://\S+$")
 _BEHAVIOR_TARGET = re.compile(r"^([a-z0-9_]+(?:\.[a-z0-9_]+)*)(?:\[([^\]]+)\])?$")
 
@@ -43,15 +45,14 @@ class Entry:
     def matches(self, item: pytest.Item) -> bool:
         if "::" in self.target or self.target.endswith(".py") or "/" in self.target:
             return item.nodeid.startswith(self.target)
-        props = dict(item.user_properties)
         match = _BEHAVIOR_TARGET.match(self.target)
-        if match is None or "behavior" not in props:
+        if match is None:
             return False
         prefix, device = match.groups()
-        bid = props["behavior"]
-        if not (bid == prefix or bid.startswith(prefix + ".")):
+        found = protocol.facts(item)
+        if not protocol.matches_behavior(found.get(protocol.BEHAVIOR), [prefix]):
             return False
-        return device is None or props.get("device") == device
+        return device is None or found.get(protocol.DEVICE) == device
 
 
 def parse(path: Path) -> List[Entry]:

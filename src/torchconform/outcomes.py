@@ -10,6 +10,8 @@ from typing import Optional
 
 import pytest
 
+from . import protocol
+
 
 class CrashAttribution:
     """On the xdist controller, for a test whose worker died: xdist reports it as phase "???",
@@ -51,7 +53,7 @@ class RunCounter:
         self.ran = 0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if "behavior" not in dict(report.user_properties):
+        if protocol.behavior_of(report) is None:
             return
         if report.when == "setup":
             self.collected += 1

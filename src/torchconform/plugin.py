@@ -9,8 +9,8 @@ expectations.py  --xfails-file / --skips-file  -> xfail / skip markers at collec
 outcomes.py      empty runs fail; crashed xdist workers -> that test failed
 report/          run facts, JSON, HTML columns, reproduction scripts
 
-Per-test facts (behavior, area, device, dtype, gates) travel as `item.user_properties`, the
-one channel pytest and pytest-xdist carry from a test to every report.
+Per-test facts (behavior, area, device, dtype, gates, ...) are written and read only through
+protocol.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import List, Optional
 import pytest
 import torch
 
-from . import devices, expectations, isolation, profiles, versions
+from . import devices, expectations, isolation, profiles, protocol, versions
 from .behaviors import CatalogError, load_catalog
 from .outcomes import CrashAttribution, RunCounter
 from .report.repro import reproduction
@@ -32,8 +32,6 @@ profiles.register()
 # Benchmark timing (timing.py) adds options, so it must load with this module, not at configure.
 pytest_plugins = ["torchconform.timing"]
 
-NOT_APPLICABLE = "not applicable"
-_DEVICES = pytest.StashKey[List[str]]()
 _PREVIOUS_PROFILE = pytest.StashKey[Optional[str]]()
 _MOVED = pytest.StashKey[Path]()
 _GPU = pytest.StashKey[str]()
@@ -99,7 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--backend-module {module}: {exc}") from None
     _configure_xdist_worker(config)
     try:
-        config.stash[_DEVICES] = devices.resolve_devices(config.getoption("device"))
+        config.stash[devices.TESTED] = devices.resolve_devices(config.getoption("device"))
     except devices.DeviceError as exc:
         raise pytest.UsageError(f"--device: {exc}") from None
     config.stash[_EXPECTATIONS] = {}
@@ -122,17 +120,12 @@ def pytest_configure(config: pytest.Config) -> None:
         if timeout is None and config.pluginmanager.hasplugin("timeout"):
             timeout = float(config.getini("timeout") or 0) or None
         config.pluginmanager.register(CrashAttribution(config, timeout), "torchconform-crashes")
-    moved = configure_reports(config, config.stash[_DEVICES], _suite_roots(config))
+    moved = configure_reports(config, config.stash[devices.TESTED], _suite_roots(config))
     if moved is not None:
         config.stash[_MOVED] = moved
 
 
 @pytest.hookimpl(tryfirst=True)
-def tested_devices(config: pytest.Config) -> List[str]:
-    """The run's devices, as resolved from --device at configure time (empty before)."""
-    return list(config.stash.get(_DEVICES, []))
-
-
 def pytest_cmdline_main(config: pytest.Config):
     if config.getoption("behaviors"):  # like --fixtures: print and exit, run nothing
         from .behaviors import format_catalog
@@ -183,7 +176,7 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
     gpu = config.stash.get(_GPU, None)
     return [
         f"torchconform: torch {versions.TORCH_VERSION} ({devices._build_name()}), "
-        f"devices: {', '.join(config.stash[_DEVICES])}"
+        f"devices: {', '.join(devices.tested(config))}"
         f"{f' (this worker: GPU {gpu})' if gpu is not None else ''}, "
         f"hypothesis profile: {getattr(config, 'hypothesis_profile_name', '?')}, "
         f"seed: {config.getoption('torch_seed')}"
@@ -195,11 +188,11 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Only conformance tests: another project's test with a `device` argument is not ours.
-    if not _is_conformance(metafunc.definition, _suite_roots(metafunc.config)):
+    if not protocol.is_conformance(metafunc.definition, _suite_roots(metafunc.config)):
         return
     names = metafunc.fixturenames
     if "device" in names and not _parametrized_by_test(metafunc, "device"):
-        metafunc.parametrize("device", metafunc.config.stash[_DEVICES], indirect=True)
+        metafunc.parametrize("device", devices.tested(metafunc.config), indirect=True)
     if "dtype" in names and not _parametrized_by_test(metafunc, "dtype"):
         metafunc.parametrize("dtype", FLOAT_DTYPES, indirect=True, ids=_dtype_name)
 
@@ -218,13 +211,6 @@ def _parametrized_by_test(metafunc: pytest.Metafunc, name: str) -> bool:
     return False
 
 
-def _is_conformance(item: pytest.Item, roots: List[Path]) -> bool:
-    if item.get_closest_marker("behavior") is not None:
-        return True
-    path = Path(str(item.path)).resolve()
-    return any(root == path or root in path.parents for root in roots)
-
-
 def _suite_roots(config: pytest.Config) -> List[Path]:
     return [Path(str(p)).resolve() for p in config.getini("torchconform_suites")]
 
@@ -234,31 +220,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
     roots = _suite_roots(config)
     problems = []
     for item in items:
-        if not _is_conformance(item, roots):
+        if not protocol.is_conformance(item, roots):
             continue
-        marker = item.get_closest_marker("behavior")
-        if marker is None or len(marker.args) != 1:
+        bid = protocol.behavior_marker(item)
+        if bid is None:
             problems.append(f"{item.nodeid}: no @behavior(id) marker")
             continue
-        entry = catalog.get(marker.args[0])
+        entry = catalog.get(bid)
         if entry is None:
-            problems.append(f"{item.nodeid}: behavior {marker.args[0]!r} is not in the catalog")
+            problems.append(f"{item.nodeid}: behavior {bid!r} is not in the catalog")
             continue
-        item.user_properties.append(("behavior", entry.id))
-        item.user_properties.append(("area", entry.area))
+        protocol.record(item, protocol.BEHAVIOR, entry.id)
+        protocol.record(item, protocol.AREA, entry.area)
         params = getattr(item, "callspec", None)
         params = params.params if params is not None else {}
         if "device" in params:
-            item.user_properties.append(("device", str(params["device"])))
+            protocol.record(item, protocol.DEVICE, str(params["device"]))
         if "dtype" in params:
-            item.user_properties.append(("dtype", _dtype_name(params["dtype"])))
+            protocol.record(item, protocol.DTYPE, _dtype_name(params["dtype"]))
         gpu = config.stash.get(_GPU, None)
         if gpu is not None and str(params.get("device", "")).startswith("cuda"):
-            item.user_properties.append(("gpu", gpu))
+            protocol.record(item, protocol.GPU, gpu)
         if entry.since and not versions.torch_at_least(entry.since):
-            item.add_marker(pytest.mark.skip(reason=(
-                f"{NOT_APPLICABLE}: {entry.id} needs torch>={entry.since} "
-                f"(installed {versions.TORCH_VERSION})")))
+            protocol.mark_not_applicable(item, (
+                f"{entry.id} needs torch>={entry.since} (installed {versions.TORCH_VERSION})"))
     if problems:
         raise pytest.UsageError(
             "every conformance test names one catalogued behavior:\n  " + "\n  ".join(problems))
@@ -276,13 +261,12 @@ def _select_behaviors(config: pytest.Config, items: List[pytest.Item], catalog) 
     if not wanted:
         return
     prefixes = [p.strip() for p in wanted.split(",") if p.strip()]
-    unknown = [p for p in prefixes if not any(b == p or b.startswith(p + ".") for b in catalog)]
+    unknown = [p for p in prefixes if not any(protocol.matches_behavior(b, [p]) for b in catalog)]
     if unknown:
         raise pytest.UsageError(f"--behavior: no catalogued behavior matches {unknown}")
 
     def selected(item: pytest.Item) -> bool:
-        bid = dict(item.user_properties).get("behavior")
-        return bid is not None and any(bid == p or bid.startswith(p + ".") for p in prefixes)
+        return protocol.matches_behavior(protocol.behavior_of(item), prefixes)
 
     deselected = [item for item in items if not selected(item)]
     if deselected:
@@ -312,7 +296,7 @@ def dtype(request: pytest.FixtureRequest) -> torch.dtype:
     if value == torch.float64 and "device" in request.fixturenames:
         dev = request.getfixturevalue("device")
         if not devices.supports_float64(str(dev)):
-            pytest.skip(f"{NOT_APPLICABLE}: {dev.type} has no float64")
+            protocol.not_applicable(f"{dev.type} has no float64", request.node)
     return value
 
 
@@ -329,12 +313,22 @@ def _torchconform_state(request: pytest.FixtureRequest):
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item):
-    token = versions.current_item.set(item)
+def pytest_runtest_setup(item: pytest.Item):
+    # Fixtures may record facts too (a dtype the device lacks is not applicable).
+    token = protocol.current_item.set(item)
     try:
         yield
     finally:
-        versions.current_item.reset(token)
+        protocol.current_item.reset(token)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    token = protocol.current_item.set(item)
+    try:
+        yield
+    finally:
+        protocol.current_item.reset(token)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -352,7 +346,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                           item.config.getoption("torch_seed"), versions.TORCH_VERSION)
     if script is None:
         return
-    report.user_properties.append(("reproduce", script))
+    protocol.record(report, protocol.REPRODUCE, script)
     if item.config.pluginmanager.hasplugin("html"):
         from pytest_html import extras
 

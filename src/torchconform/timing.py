@@ -38,7 +38,6 @@ import pytest
 import torch
 
 from . import __version__, devices
-from .plugin import tested_devices
 from .report import facts
 
 #: Marks a case that needs much memory (100M elements): collected only with --bench-large.
@@ -182,7 +181,7 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
     lines = []
     if timing_requested(config):
         described = []
-        for device in tested_devices(config):
+        for device in devices.tested(config):
             timer, problem = device_timer(config, device)
             described.append(f"{device}: {getattr(timer, '__name__', timer)}"
                              + (" (NOT synchronized)" if problem else ""))
@@ -372,7 +371,7 @@ def benchmark_machine_info(devices_tested: List[str]) -> Dict[str, Any]:
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: Dict[str, Any]
                                          ) -> None:
-    machine_info.update(benchmark_machine_info(tested_devices(config)))
+    machine_info.update(benchmark_machine_info(devices.tested(config)))
 
 
 def untimed_by_xdist(config: pytest.Config) -> bool:

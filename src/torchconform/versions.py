@@ -6,11 +6,12 @@ answer on the running test, so reports can show which side of each gate a run as
 
 from __future__ import annotations
 
-import contextvars
 from typing import Tuple
 
 import torch
 from packaging.version import Version
+
+from . import protocol
 
 
 def release(version: str) -> Tuple[int, ...]:
@@ -24,11 +25,6 @@ def release(version: str) -> Tuple[int, ...]:
 TORCH_VERSION: str = str(torch.__version__)
 TORCH_RELEASE: Tuple[int, ...] = release(TORCH_VERSION)
 
-# The pytest item whose test body is running, set by the plugin around each call, so that
-# since() can record which gates the test passed through.
-current_item: contextvars.ContextVar = contextvars.ContextVar("torchconform_item", default=None)
-
-
 def torch_at_least(version: str) -> bool:
     """True when the installed torch is `version` or newer (no recording)."""
     return TORCH_RELEASE >= release(version)
@@ -39,9 +35,5 @@ def since(version: str) -> bool:
     has the new behaviour. The decision is recorded on the running test as a
     ("gate", "torch>=X: yes|no") user property."""
     answer = torch_at_least(version)
-    item = current_item.get()
-    if item is not None:
-        entry = ("gate", f"torch>={version}: {'yes' if answer else 'no'}")
-        if entry not in item.user_properties:
-            item.user_properties.append(entry)
+    protocol.record(None, protocol.GATE, f"torch>={version}: {'yes' if answer else 'no'}")
     return answer

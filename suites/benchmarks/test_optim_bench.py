@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from torchconform import TORCH_VERSION, assert_close, behavior, torch_at_least
+from torchconform import TORCH_VERSION, assert_close, behavior, not_applicable, torch_at_least
 from torchconform.seed_models import LinearRegression, linear_regression_data
 from torchconform.timing import LARGE, TIMED_ONLY, require_memory
 
@@ -102,10 +102,10 @@ def implementation_options(implementation, device):
     if implementation == "foreach":
         return {"foreach": True}
     if not torch_at_least("2.3"):
-        pytest.skip(f"not applicable: SGD(fused=True) needs torch>=2.3 (installed "
+        not_applicable(f"SGD(fused=True) needs torch>=2.3 (installed "
                     f"{TORCH_VERSION})")
     if device.type == "cpu" and not torch_at_least("2.4"):
-        pytest.skip(f"not applicable: fused SGD on the CPU needs torch>=2.4 (installed "
+        not_applicable(f"fused SGD on the CPU needs torch>=2.4 (installed "
                     f"{TORCH_VERSION}; 2.3 has it on CUDA only)")
     return {"fused": True}
 
@@ -119,7 +119,7 @@ def sgd(params, device, implementation, **options):
         optimizer.step()
     except (RuntimeError, NotImplementedError) as exc:
         if implementation == "fused" and device.type not in ("cpu", "cuda"):
-            pytest.skip(f"not applicable: no fused SGD for {device.type} in torch "
+            not_applicable(f"no fused SGD for {device.type} in torch "
                         f"{TORCH_VERSION} ({str(exc).splitlines()[0]})")
         raise
     return optimizer

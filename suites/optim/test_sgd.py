@@ -16,7 +16,7 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from torchconform import assert_close, behavior, oracles, since, to_numpy
+from torchconform import assert_close, behavior, not_applicable, oracles, since, to_numpy
 from torchconform.strategies import generators, shapes, signed_values
 
 STEPS = 4
@@ -288,7 +288,7 @@ def test_fused_implementation_matches_the_for_loop(device, dtype, trajectory, op
             _implementations_agree(device, dtype, trajectory, options, fused=True)
         except RuntimeError as exc:
             if "supported devices" in str(exc):
-                pytest.skip(f"not applicable: no fused SGD for {device.type} ({exc})")
+                not_applicable(f"no fused SGD for {device.type} ({exc})")
             raise
         return
     _implementations_agree(device, dtype, trajectory, options, fused=True)
@@ -300,7 +300,7 @@ def test_unspecified_foreach_uses_the_documented_implementation(device, monkeypa
     expected = {"cpu": "_single_tensor_sgd",
                 "cuda": "_multi_tensor_sgd" if foreach_on_cuda else "_single_tensor_sgd"}
     if device.type not in expected:
-        pytest.skip(f"not applicable: the documentation states the default for CUDA and CPU, "
+        not_applicable(f"the documentation states the default for CUDA and CPU, "
                     f"not {device.type}")
     sgd_module = importlib.import_module("torch.optim.sgd")
     ran = []

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from .. import protocol
 from ..behaviors import load_catalog
 
 
@@ -53,16 +54,16 @@ class HtmlReport:
         cells.insert(3, '<th class="sortable" data-column-type="device">Device</th>')
 
     def pytest_html_results_table_row(self, report, cells: List[str]) -> None:
-        props = dict(report.user_properties)
-        bid = props.get("behavior", "")
+        props = protocol.facts(report)
+        bid = props.get(protocol.BEHAVIOR, "")
         entry = load_catalog().get(bid)
         link = (f'<a href="{html.escape(entry.doc)}" title="{html.escape(entry.statement)}">'
                 f'{html.escape(bid)}</a>' if entry else html.escape(bid))
         cells.insert(1, f'<td class="col-behavior">{link}</td>')
-        cells.insert(2, f'<td class="col-area">{html.escape(props.get("area", ""))}</td>')
-        device = props.get("device", "")
-        if props.get("dtype"):
-            device += f" / {props['dtype']}"
+        cells.insert(2, f'<td class="col-area">{html.escape(props.get(protocol.AREA, ""))}</td>')
+        device = props.get(protocol.DEVICE, "")
+        if props.get(protocol.DTYPE):
+            device += f" / {props[protocol.DTYPE]}"
         cells.insert(3, f'<td class="col-device">{html.escape(device)}</td>')
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:

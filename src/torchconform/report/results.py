@@ -1,9 +1,8 @@
 """The JSON results of one run: one record per test, written by the process that receives the
 test reports (the xdist controller when running with -n), so a run writes one complete file.
 
-Schema: docs/report-schema.md (SCHEMA, SCHEMA_VERSION below). Per-test facts come from
-`report.user_properties` (behavior, area, device, dtype, gate, reproduce), the one channel that
-survives xdist.
+Schema: docs/report-schema.md (SCHEMA, SCHEMA_VERSION below). Per-test facts are read through
+protocol.py.
 """
 
 from __future__ import annotations
@@ -18,11 +17,12 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from .. import protocol
+
 SCHEMA = "torchconform-results"
 SCHEMA_VERSION = 1
-NOT_APPLICABLE = "not applicable"
-
-OUTCOMES = ("passed", "failed", "error", "skipped", "not applicable", "xfailed", "xpassed")
+OUTCOMES = ("passed", "failed", "error", "skipped", protocol.NOT_APPLICABLE_OUTCOME, "xfailed",
+            "xpassed")
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -63,31 +63,26 @@ class TestRecord:
     def __init__(self, nodeid: str) -> None:
         self.nodeid = nodeid
         self.props: Dict[str, Any] = {}
-        self.gates: List[str] = []
         self.outcome: Optional[str] = None
         self.reason: Optional[str] = None
         self.message: Optional[str] = None
         self.duration = 0.0
-        self.reproduce: Optional[str] = None
 
     def add(self, report: pytest.TestReport) -> None:
-        for key, value in report.user_properties:
-            if key == "gate":
-                if value not in self.gates:
-                    self.gates.append(value)
-            elif key == "reproduce":
-                self.reproduce = value
-            else:
-                self.props[key] = value
+        found = protocol.facts(report)
+        gates = self.props.get(protocol.GATE, []) + [
+            g for g in found.pop(protocol.GATE) if g not in self.props.get(protocol.GATE, [])]
+        self.props.update(found)
+        self.props[protocol.GATE] = gates
         self.duration += getattr(report, "duration", 0.0) or 0.0
         xfail = hasattr(report, "wasxfail")
         if report.skipped:
             if xfail:
                 self.outcome, self.reason = "xfailed", report.wasxfail or None
             elif self.outcome is None:
-                reason = _skip_reason(report)
-                na = reason.startswith(NOT_APPLICABLE)
-                self.outcome, self.reason = ("not applicable" if na else "skipped"), reason
+                na = protocol.NOT_APPLICABLE in found
+                self.outcome = protocol.NOT_APPLICABLE_OUTCOME if na else "skipped"
+                self.reason = _skip_reason(report)
         elif report.failed:
             if report.when not in ("setup", "teardown"):
                 self.outcome = "failed"  # the test body, or its crash (see CrashAttribution)
@@ -98,19 +93,20 @@ class TestRecord:
             self.outcome = "xpassed" if xfail else "passed"
 
     def as_json(self) -> Dict[str, Any]:
+        get = self.props.get
         return {
             "nodeid": self.nodeid,
-            "behavior": self.props.get("behavior"),
-            "area": self.props.get("area"),
-            "device": self.props.get("device"),
-            "dtype": self.props.get("dtype"),
-            "gpu": self.props.get("gpu"),
+            "behavior": get(protocol.BEHAVIOR),
+            "area": get(protocol.AREA),
+            "device": get(protocol.DEVICE),
+            "dtype": get(protocol.DTYPE),
+            "gpu": get(protocol.GPU),
             "outcome": self.outcome or "error",
             "reason": self.reason,
             "duration": round(self.duration, 6),
             "message": self.message,
-            "gates": self.gates,
-            "reproduce": self.reproduce,
+            "gates": list(get(protocol.GATE, [])),
+            "reproduce": get(protocol.REPRODUCE),
         }
 
 
@@ -130,7 +126,7 @@ class ResultsWriter:
         record.add(report)
 
     def document(self, exitstatus: int) -> Dict[str, Any]:
-        tests = [r.as_json() for r in self.records.values() if r.props.get("behavior")]
+        tests = [r.as_json() for r in self.records.values() if r.props.get(protocol.BEHAVIOR)]
         summary = {outcome: 0 for outcome in OUTCOMES}
         for test in tests:
             summary[test["outcome"]] += 1
