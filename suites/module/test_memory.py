@@ -27,19 +27,29 @@ def test_to_channels_last_restrides_4d_parameters_only(device):
     assert m[0](x).shape == (1, 3, 2, 2)
 
 
+def _pointers(module):
+    return {k: v.data_ptr() for k, v in module.state_dict().items()}
+
+
 @behavior("module.memory.to_empty")
-def test_to_empty_materializes_a_meta_module_on_the_device(device):
-    m = nn.Sequential(nn.Linear(2, 3, device="meta"), nn.BatchNorm1d(3, device="meta"))
+def test_to_empty_gives_every_tensor_new_storage_on_the_device(device):
+    # Built on the CPU rather than the meta device: the documented effect (fresh, uninitialized
+    # storage of the same shape and dtype) shows as new data pointers, and torch's first
+    # meta-tensor empty_like costs over a second of imports.
+    m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
     m[0].bias.requires_grad_(False)
-    assert all(t.is_meta for t in m.state_dict().values())
+    before = _pointers(m)
+    weight = m[0].weight
     assert m.to_empty(device=device) is m
     state = m.state_dict()
     assert all(t.device.type == device.type for t in state.values())
+    if device.type == "cpu":  # other devices necessarily got new storage
+        assert all(p != before[k] for k, p in _pointers(m).items())
     assert {k: tuple(v.shape) for k, v in state.items()} == {
         "0.weight": (3, 2), "0.bias": (3,), "1.weight": (3,), "1.bias": (3,),
         "1.running_mean": (3,), "1.running_var": (3,), "1.num_batches_tracked": ()}
     assert state["1.num_batches_tracked"].dtype == torch.int64
-    assert all(type(p) is nn.Parameter for p in m.parameters())
+    assert m[0].weight is weight and all(type(p) is nn.Parameter for p in m.parameters())
     assert [p.requires_grad for p in m.parameters()] == [True, False, True, True]
     with torch.no_grad():  # the storage is uninitialized but usable
         m[0].weight.fill_(1.0)
@@ -48,14 +58,20 @@ def test_to_empty_materializes_a_meta_module_on_the_device(device):
 
 
 @behavior("module.memory.to_empty_recurse")
-def test_to_empty_recurse_false_moves_only_the_module_own_state(device):
-    m = nn.Sequential(nn.Linear(2, 3, device="meta"))
-    m.register_buffer("own", torch.zeros(2, device="meta"))
+def test_to_empty_recurse_false_replaces_only_the_module_own_state(device):
+    m = nn.Sequential(nn.Linear(2, 3))
+    m.register_buffer("own", torch.zeros(2))
+    before = _pointers(m)
     m.to_empty(device=device, recurse=False)
     assert m.own.device.type == device.type
-    assert m[0].weight.is_meta and m[0].bias.is_meta
+    if device.type == "cpu":
+        assert m.own.data_ptr() != before["own"]
+    # The child's tensors were not touched: same storage, still on the CPU.
+    assert m[0].weight.device.type == "cpu" and m[0].weight.data_ptr() == before["0.weight"]
     m.to_empty(device=device)  # recurse=True is the default
     assert m[0].weight.device.type == device.type
+    if device.type == "cpu":
+        assert m[0].weight.data_ptr() != before["0.weight"]
 
 
 @behavior("module.memory.share_memory")
