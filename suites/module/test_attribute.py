@@ -110,7 +110,7 @@ def test_none_keeps_each_name_registered_without_state(device):
     # Still registered, as None: left out of every listing and of state_dict.
     assert "w" in m._parameters and "b" in m._buffers and "c" in m._modules
     assert _names(m) == {"parameters": [], "buffers": [], "modules": [""], "state_dict": []}
-    m.to(device, torch.float64)  # conversions skip the None slots
+    m.to(device, torch.float16)  # conversions skip the None slots
     # Refilling a slot registers the new value under the same name, in the same place.
     m.b = torch.full((3,), 2, device=device)  # a plain tensor fills a buffer slot
     m.w = nn.Parameter(torch.ones(3, device=device))

@@ -17,8 +17,8 @@ class Bilinear(nn.Module):
 
     def __init__(self, features, outputs):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(outputs, features, dtype=torch.float64))
-        self.bias = nn.Parameter(torch.randn(outputs, dtype=torch.float64))
+        self.weight = nn.Parameter(torch.randn(outputs, features))
+        self.bias = nn.Parameter(torch.randn(outputs))
 
     def forward(self, a, b, k=1.0):
         return (a * b) @ self.weight.t() + self.bias * k
@@ -26,9 +26,9 @@ class Bilinear(nn.Module):
 
 def _case(device, batch, features, outputs):
     m = Bilinear(features, outputs).to(device)
-    a = torch.randn(batch, features, dtype=torch.float64, device=device, requires_grad=True)
-    b = torch.randn(batch, features, dtype=torch.float64, device=device, requires_grad=True)
-    g = torch.randn(batch, outputs, dtype=torch.float64, device=device)  # d loss / d out
+    a = torch.randn(batch, features, device=device, requires_grad=True)
+    b = torch.randn(batch, features, device=device, requires_grad=True)
+    g = torch.randn(batch, outputs, device=device)  # d loss / d out
     return m, a, b, g
 
 

@@ -122,13 +122,13 @@ def test_module_list_registers_its_modules_by_index(device):
             super().__init__()
             self.blocks = nn.ModuleList([nn.Linear(1, 2), nn.Linear(2, 3)])
 
-    net = Net().to(device, torch.float64)
+    net = Net().to(device, torch.float16)
     assert [n for n, _ in net.named_modules()] == ["", "blocks", "blocks.0", "blocks.1"]
     assert list(net.state_dict()) == [
         "blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "blocks.1.bias"]
     assert len(list(net.parameters())) == 4
     # Module methods reach the listed modules: .to() converted them.
-    assert all(p.dtype == torch.float64 and p.device.type == device.type
+    assert all(p.dtype == torch.float16 and p.device.type == device.type
                for p in net.parameters())
     assert net.blocks[-1] is net.blocks[1] and len(net.blocks) == 2
 
@@ -246,8 +246,8 @@ def test_plain_list_or_dict_of_modules_is_not_registered(device):
     assert [n for n, _ in net.named_parameters()] == ["kept.0.weight", "kept.0.bias"]
     assert list(net.state_dict()) == ["kept.0.weight", "kept.0.bias"]
     assert [n for n, _ in net.named_modules()] == ["", "kept", "kept.0"]
-    net.to(device, torch.float64)
-    assert net.kept[0].weight.dtype == torch.float64
+    net.to(device, torch.float16)
+    assert net.kept[0].weight.dtype == torch.float16
     assert net.kept[0].weight.device.type == device.type
     unmoved = [p for m in net.layers + [net.by_name["head"]] for p in m.parameters()]
     assert all(p.dtype == torch.float32 and p.device.type == "cpu" for p in unmoved)

@@ -46,9 +46,9 @@ def test_bfloat16_casts_floating_state_only_in_place(device):
 @behavior("module.dtype_conversion.type_casts_everything")
 def test_type_casts_every_parameter_and_buffer_integer_ones_included(device):
     m = _model(device)
-    assert m.type(torch.float64) is m
+    assert m.type(torch.float16) is m
     assert {k: v.dtype for k, v in m.state_dict().items()} == dict.fromkeys(VALUES,
-                                                                            torch.float64)
+                                                                            torch.float16)
     assert _values(m) == VALUES
     assert isinstance(m.weight, nn.Parameter) and m.bias.requires_grad is False
 
@@ -57,15 +57,13 @@ def test_type_casts_every_parameter_and_buffer_integer_ones_included(device):
 @pytest.mark.filterwarnings("ignore:Complex modules are a new feature")
 def test_to_a_complex_dtype_makes_floating_state_complex(device):
     m = _model(device)
-    assert m.to(torch.cdouble) is m
-    assert [m.weight.dtype, m.bias.dtype, m.mean.dtype] == [torch.complex128] * 3
+    assert m.to(torch.cfloat) is m
+    assert [m.weight.dtype, m.bias.dtype, m.mean.dtype] == [torch.complex64] * 3
     assert m.count.dtype == torch.int64
-    assert torch.equal(m.weight.detach().cpu().real, torch.tensor(VALUES["weight"],
-                                                                  dtype=torch.float64))
+    assert torch.equal(m.weight.detach().cpu().real, torch.tensor(VALUES["weight"]))
     assert torch.count_nonzero(m.weight.detach().cpu().imag).item() == 0
-    x = torch.ones(1, 2, dtype=torch.cdouble, device=device)
-    assert torch.equal(m(x).detach().cpu().real, torch.tensor([[-0.5, 2.25, -0.5]],
-                                                              dtype=torch.float64))
+    x = torch.ones(1, 2, dtype=torch.cfloat, device=device)
+    assert torch.equal(m(x).detach().cpu().real, torch.tensor([[-0.5, 2.25, -0.5]]))
 
 
 @behavior("module.dtype_conversion.to_rejects_integer_dtype")
@@ -84,7 +82,7 @@ def test_conversions_keep_the_parameter_objects_and_convert_their_grads(device):
     m = _model(device)
     m(torch.ones(1, 2, device=device)).sum().backward()
     weight, grad = m.weight, m.weight.grad
-    for convert in (lambda: m.double(), lambda: m.to(device, torch.float16),
+    for convert in (lambda: m.half(), lambda: m.to(device, torch.bfloat16),
                     lambda: m.float(), lambda: m.to(device)):
         assert convert() is m
         assert m.weight is weight  # the same Parameter object, new data
@@ -99,12 +97,12 @@ def test_overwrite_flag_makes_conversions_assign_new_parameters(device):
     before = list(m.parameters())
     torch.__future__.set_overwrite_module_params_on_conversion(True)
     try:
-        assert m.double() is m
+        assert m.half() is m
     finally:
         torch.__future__.set_overwrite_module_params_on_conversion(False)
     after = list(m.parameters())
     assert all(a is not b for a, b in zip(after, before))  # new Parameter objects
-    assert all(type(p) is nn.Parameter and p.dtype == torch.float64 for p in after)
+    assert all(type(p) is nn.Parameter and p.dtype == torch.float16 for p in after)
     assert [p.requires_grad for p in after] == [True, False]
     assert [p.dtype for p in before] == [torch.float32] * 2  # the old ones are left as they were
     assert _values(m) == VALUES
