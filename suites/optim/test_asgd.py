@@ -12,11 +12,12 @@ parameters' dtype, so float64 parameters are held to float32's tolerance here (a
 error of ~1e-9 at the first step; measured on 2.13).
 """
 
+import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from torchconform import behavior
+from torchconform import behavior, torch_at_least
 from torchconform.optim_alongside import (
     MANY_TRAJECTORY,
     SEED_TRAJECTORY,
@@ -68,6 +69,9 @@ def test_asgd_maximize_negates_the_gradient(device, dtype, trajectory, lr):
 
 
 @behavior("optim.asgd.foreach")
+@pytest.mark.xfail(torch_at_least("2.0") and not torch_at_least("2.1"), strict=True,
+                   reason="torch 2.0.1's foreach ASGD updates eta without the power alpha "
+                          "(1.13.1 and 2.6.0 follow it; see docs/torch-versions.md)")
 @few_examples()
 @given(trajectory=trajectories(), t0=st.sampled_from([0.0, 1.0, 2.0]), maximize=st.booleans())
 @example(trajectory=MANY_TRAJECTORY, t0=1.0, maximize=True)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from torchconform import behavior, not_applicable, since
+from torchconform import behavior, not_applicable, since, torch_at_least
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,14 @@ FACTORIES = [
 ]
 IDS = [f.name for f in FACTORIES]
 factories = pytest.mark.parametrize("factory", FACTORIES, ids=IDS)
+
+#: Adagrad creates its state in __init__ up to 2.6 at least: a parameter added later has none,
+#: and step() raises KeyError: 'sum' (pytorch/pytorch#53712; 2.13.0 creates it lazily).
+ADAGRAD_ADDED_GROUP = pytest.param(
+    FACTORIES[IDS.index("Adagrad")], id="Adagrad", marks=pytest.mark.xfail(
+        not torch_at_least("2.7"), raises=KeyError, strict=True,
+        reason="Adagrad's step() fails on a group added by add_param_group (KeyError 'sum', "
+               "pytorch/pytorch#53712), verified on 1.13.1, 2.0.1 and 2.6.0"))
 
 RNG_SEED = 20240703
 
@@ -285,7 +293,8 @@ def test_per_group_options(device, factory):
 
 
 @behavior("optim.contract.add_param_group")
-@factories
+@pytest.mark.parametrize("factory", [ADAGRAD_ADDED_GROUP if f.name == "Adagrad" else f
+                                     for f in FACTORIES], ids=IDS)
 def test_add_param_group(device, factory):
     check_add_param_group(factory, device)
 

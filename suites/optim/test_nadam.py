@@ -10,11 +10,12 @@ parameters' dtype, so float64 parameters are held to float32's tolerance here (a
 error of ~1e-8 at the first step; measured on 2.13).
 """
 
+import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from torchconform import behavior
+from torchconform import behavior, torch_at_least
 from torchconform.optim_alongside import (
     MANY_TRAJECTORY,
     SEED_TRAJECTORY,
@@ -39,6 +40,9 @@ decays = st.floats(4e-3, 0.5)
 
 
 @behavior("optim.nadam.algorithm")
+@pytest.mark.xfail(not torch_at_least("2.0"), strict=True,
+                   reason="torch 1.13.1's NAdam departs from its documented algorithm from the "
+                          "first step (fixed in 2.0.1; see docs/torch-versions.md)")
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs, betas=betas, momentum_decay=decays,
        weight_decay=st.sampled_from([0.0, 0.1]))

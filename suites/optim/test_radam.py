@@ -7,10 +7,11 @@ step) compared every step. For beta2 in {0.9, 0.99, 0.999}, rho_t first exceeds 
 asserts that they do.
 """
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from torchconform import behavior, oracles_optim
+from torchconform import behavior, oracles_optim, torch_at_least
 from torchconform.optim_alongside import (
     MANY_TRAJECTORY,
     SEED_TRAJECTORY,
@@ -58,6 +59,9 @@ def test_radam_maximize_negates_the_gradient(device, dtype, trajectory, lr):
 
 
 @behavior("optim.radam.foreach")
+@pytest.mark.xfail(not torch_at_least("2.0"), strict=True,
+                   reason="torch 1.13.1's foreach RAdam takes a wrong rectified step once "
+                          "rho_t > 5 (fixed in 2.0.1; see docs/torch-versions.md)")
 @few_examples()
 @given(trajectory=trajectories(steps=6), lr=lrs, betas=betas)
 @example(trajectory=MANY_TRAJECTORY, lr=0.1, betas=(0.8, 0.9))
