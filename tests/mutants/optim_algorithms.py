@@ -280,21 +280,26 @@ def adagrad_lr_decay_ignored(mp):
 
 @mutant(breaks="optim.adagrad.initial_accumulator_value")
 def adagrad_accumulator_starts_at_zero(mp):
-    def make(orig):
-        def init_group(self, group, *a, **k):
-            fresh = [p for p in group["params"] if p not in self.state]
-            result = orig(self, group, *a, **k)
-            for p in fresh:
-                if "sum" in self.state.get(p, {}):
-                    self.state[p]["sum"].zero_()
-            return result
-        return init_group
+    """Adagrad creates the sums in __init__ (and, on newer torch, lazily in _init_group for
+    parameters added later): both are zeroed instead of filled with the initial value."""
     Adagrad = torch.optim.Adagrad
+
+    def zero_sums(states):
+        for state in states:
+            if "sum" in state:
+                state["sum"].zero_()
+
+    wrap(mp, Adagrad, "__init__", lambda orig: lambda self, *a, **k: (
+        orig(self, *a, **k), zero_sums(self.state.values()))[0])
     if hasattr(Adagrad, "_init_group"):
+        def make(orig):
+            def init_group(self, group, *a, **k):
+                fresh = [p for p in group["params"] if not self.state.get(p)]
+                result = orig(self, group, *a, **k)
+                zero_sums(self.state[p] for p in fresh)
+                return result
+            return init_group
         wrap(mp, Adagrad, "_init_group", make)
-    else:  # the state is created in __init__ on older torch
-        wrap(mp, Adagrad, "__init__", lambda orig: lambda self, *a, **k: (
-            orig(self, *a, **k), [s["sum"].zero_() for s in self.state.values()])[0])
 
 
 @mutant(breaks="optim.adagrad.maximize")
