@@ -135,10 +135,21 @@ def grads_from(values: Sequence, device, dtype):
     return [torch.tensor(v, device=device, dtype=dtype) for v in values]
 
 
-def few_examples(divisor: int = 5):
+def few_examples(divisor: int = 10):
     """Hypothesis settings with 1/divisor of the profile's examples (at least 2): the optim
     area has a dozen optimizers and stays within its time budget this way, while the
     `thorough` profile still scales them up."""
     from hypothesis import settings
 
     return settings(max_examples=max(2, settings().max_examples // divisor))
+
+
+def widest_float(device) -> torch.dtype:
+    """float64 where the device has it (MPS has not: float32 there). The option and
+    implementation checks run in this one dtype, where a fault shows soonest; each optimizer's
+    main algorithm check runs in every dtype (the `dtype` fixture)."""
+    try:
+        torch.zeros(1, dtype=torch.float64, device=device)
+    except (RuntimeError, TypeError):
+        return torch.float32
+    return torch.float64

@@ -18,6 +18,7 @@ from torchconform.optim_alongside import (
     few_examples,
     step_alongside,
     trajectories,
+    widest_float,
 )
 
 ALL = dict(lr=0.5, rho=0.8, eps=1e-2, weight_decay=0.1, maximize=True)
@@ -39,7 +40,8 @@ def test_adadelta_step_is_the_ratio_of_running_roots(device, dtype, trajectory, 
 @few_examples()
 @given(trajectory=trajectories(), lr=st.floats(0.1, 2.0))
 @example(trajectory=SEED_TRAJECTORY, lr=1.0)
-def test_adadelta_maximize_negates_the_gradient(device, dtype, trajectory, lr):
+def test_adadelta_maximize_negates_the_gradient(device, trajectory, lr):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "Adadelta", trajectory, **dict(ALL, lr=lr))
 
 
@@ -47,7 +49,8 @@ def test_adadelta_maximize_negates_the_gradient(device, dtype, trajectory, lr):
 @few_examples()
 @given(trajectory=trajectories(), rho=st.floats(0.5, 0.95), maximize=st.booleans())
 @example(trajectory=MANY_TRAJECTORY, rho=0.8, maximize=True)
-def test_adadelta_foreach_implementation_follows_the_algorithm(device, dtype, trajectory, rho,
+def test_adadelta_foreach_implementation_follows_the_algorithm(device, trajectory, rho,
                                                                maximize):
+    dtype = widest_float(device)
     check_implementation(device, dtype, "Adadelta", "foreach", trajectory,
                          **dict(ALL, rho=rho, maximize=maximize))

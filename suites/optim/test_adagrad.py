@@ -18,6 +18,7 @@ from torchconform.optim_alongside import (
     few_examples,
     step_alongside,
     trajectories,
+    widest_float,
 )
 
 lrs = st.floats(0.01, 0.5)
@@ -49,7 +50,8 @@ def test_adagrad_divides_by_the_root_of_the_sum_of_squares(device, dtype, trajec
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs, lr_decay=st.floats(0.05, 1.0))
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, lr_decay=0.5)
-def test_adagrad_lr_decays_from_the_second_step(device, dtype, trajectory, lr, lr_decay):
+def test_adagrad_lr_decays_from_the_second_step(device, trajectory, lr, lr_decay):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "Adagrad", trajectory, lr=lr, lr_decay=lr_decay, eps=1e-3)
 
 
@@ -57,8 +59,9 @@ def test_adagrad_lr_decays_from_the_second_step(device, dtype, trajectory, lr, l
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs, initial=st.floats(0.05, 2.0))
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, initial=0.5)
-def test_adagrad_sum_starts_at_the_initial_accumulator_value(device, dtype, trajectory, lr,
+def test_adagrad_sum_starts_at_the_initial_accumulator_value(device, trajectory, lr,
                                                              initial):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "Adagrad", trajectory, lr=lr, eps=1e-3,
                    initial_accumulator_value=initial)
 
@@ -67,7 +70,8 @@ def test_adagrad_sum_starts_at_the_initial_accumulator_value(device, dtype, traj
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs)
 @example(trajectory=SEED_TRAJECTORY, lr=0.1)
-def test_adagrad_maximize_negates_the_gradient(device, dtype, trajectory, lr):
+def test_adagrad_maximize_negates_the_gradient(device, trajectory, lr):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "Adagrad", trajectory, **dict(ALL, lr=lr))
 
 
@@ -75,11 +79,12 @@ def test_adagrad_maximize_negates_the_gradient(device, dtype, trajectory, lr):
 @few_examples()
 @given(trajectory=trajectories(), options=adagrad_options())
 @example(trajectory=MANY_TRAJECTORY, options=ALL)
-def test_adagrad_foreach_implementation_follows_the_algorithm(device, dtype, trajectory,
+def test_adagrad_foreach_implementation_follows_the_algorithm(device, trajectory,
                                                               options):
     """1.13.1 and 2.0.1 compute the foreach implementation's decayed learning rate from the
     float32 step tensor, also for float64 parameters (a relative error of ~1e-8); 2.6.0 on
     keeps it in Python floats. Before 2.1 float64 is held to float32's tolerance."""
+    dtype = widest_float(device)
     if since("2.1") or dtype != torch.float64:
         check_implementation(device, dtype, "Adagrad", "foreach", trajectory, **options)
     else:
@@ -91,6 +96,7 @@ def test_adagrad_foreach_implementation_follows_the_algorithm(device, dtype, tra
 @few_examples()
 @given(trajectory=trajectories(), options=adagrad_options())
 @example(trajectory=MANY_TRAJECTORY, options=ALL)
-def test_adagrad_fused_implementation_follows_the_algorithm(device, dtype, trajectory,
+def test_adagrad_fused_implementation_follows_the_algorithm(device, trajectory,
                                                             options):
+    dtype = widest_float(device)
     check_implementation(device, dtype, "Adagrad", "fused", trajectory, **options)

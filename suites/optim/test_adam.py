@@ -18,6 +18,7 @@ from torchconform.optim_alongside import (
     few_examples,
     step_alongside,
     trajectories,
+    widest_float,
 )
 
 lrs = st.floats(0.01, 0.5)
@@ -48,8 +49,9 @@ def test_adam_moments_bias_correction_and_eps(device, dtype, trajectory, lr, bet
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs, weight_decay=st.floats(0.05, 0.5))
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, weight_decay=0.1)
-def test_adam_weight_decay_is_added_to_the_gradient(device, dtype, trajectory, lr,
+def test_adam_weight_decay_is_added_to_the_gradient(device, trajectory, lr,
                                                     weight_decay):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "Adam", trajectory, lr=lr, betas=(0.8, 0.9), eps=1e-3,
                    weight_decay=weight_decay)
 
@@ -58,9 +60,10 @@ def test_adam_weight_decay_is_added_to_the_gradient(device, dtype, trajectory, l
 @few_examples()
 @given(trajectory=trajectories(steps=6), lr=lrs, betas=betas)
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, betas=(0.5, 0.6))
-def test_adam_amsgrad_divides_by_the_running_maximum(device, dtype, trajectory, lr, betas):
+def test_adam_amsgrad_divides_by_the_running_maximum(device, trajectory, lr, betas):
     """Six steps with beta2 down to 0.6: the second moment falls below its running maximum
     on some elements, where the maximum and the current value give different updates."""
+    dtype = widest_float(device)
     step_alongside(device, dtype, "Adam", trajectory, lr=lr, betas=betas, eps=1e-3,
                    amsgrad=True)
 
@@ -69,8 +72,9 @@ def test_adam_amsgrad_divides_by_the_running_maximum(device, dtype, trajectory, 
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs, weight_decay=st.sampled_from([0.0, 0.1]))
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, weight_decay=0.1)
-def test_adam_maximize_negates_the_gradient_before_weight_decay(device, dtype, trajectory, lr,
+def test_adam_maximize_negates_the_gradient_before_weight_decay(device, trajectory, lr,
                                                                 weight_decay):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "Adam", trajectory, lr=lr, eps=1e-3,
                    weight_decay=weight_decay, maximize=True)
 
@@ -79,7 +83,8 @@ def test_adam_maximize_negates_the_gradient_before_weight_decay(device, dtype, t
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs, weight_decay=st.floats(0.05, 0.5))
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, weight_decay=0.1)
-def test_adam_decoupled_weight_decay_is_adamw(device, dtype, trajectory, lr, weight_decay):
+def test_adam_decoupled_weight_decay_is_adamw(device, trajectory, lr, weight_decay):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "Adam", trajectory, lr=lr, betas=(0.8, 0.9), eps=1e-3,
                    weight_decay=weight_decay, decoupled_weight_decay=True, amsgrad=True)
 
@@ -88,7 +93,8 @@ def test_adam_decoupled_weight_decay_is_adamw(device, dtype, trajectory, lr, wei
 @few_examples()
 @given(trajectory=trajectories(), options=adam_options())
 @example(trajectory=MANY_TRAJECTORY, options=ALL)
-def test_adam_foreach_implementation_follows_the_algorithm(device, dtype, trajectory, options):
+def test_adam_foreach_implementation_follows_the_algorithm(device, trajectory, options):
+    dtype = widest_float(device)
     check_implementation(device, dtype, "Adam", "foreach", trajectory, **options)
 
 
@@ -96,5 +102,6 @@ def test_adam_foreach_implementation_follows_the_algorithm(device, dtype, trajec
 @few_examples()
 @given(trajectory=trajectories(), options=adam_options())
 @example(trajectory=MANY_TRAJECTORY, options=ALL)
-def test_adam_fused_implementation_follows_the_algorithm(device, dtype, trajectory, options):
+def test_adam_fused_implementation_follows_the_algorithm(device, trajectory, options):
+    dtype = widest_float(device)
     check_implementation(device, dtype, "Adam", "fused", trajectory, **options)

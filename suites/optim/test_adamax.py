@@ -17,6 +17,7 @@ from torchconform.optim_alongside import (
     few_examples,
     step_alongside,
     trajectories,
+    widest_float,
 )
 
 lrs = st.floats(0.01, 0.5)
@@ -39,7 +40,8 @@ def test_adamax_infinity_norm_update(device, dtype, trajectory, lr, betas, eps, 
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs)
 @example(trajectory=SEED_TRAJECTORY, lr=0.1)
-def test_adamax_maximize_negates_the_gradient(device, dtype, trajectory, lr):
+def test_adamax_maximize_negates_the_gradient(device, trajectory, lr):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "Adamax", trajectory, lr=lr, betas=(0.8, 0.5), eps=0.1,
                    weight_decay=0.1, maximize=True)
 
@@ -48,7 +50,8 @@ def test_adamax_maximize_negates_the_gradient(device, dtype, trajectory, lr):
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs, betas=betas)
 @example(trajectory=MANY_TRAJECTORY, lr=0.1, betas=(0.8, 0.5))
-def test_adamax_foreach_implementation_follows_the_algorithm(device, dtype, trajectory, lr,
+def test_adamax_foreach_implementation_follows_the_algorithm(device, trajectory, lr,
                                                              betas):
+    dtype = widest_float(device)
     check_implementation(device, dtype, "Adamax", "foreach", trajectory,
                          **dict(ALL, lr=lr, betas=betas))

@@ -15,6 +15,7 @@ from torchconform.optim_alongside import (
     few_examples,
     step_alongside,
     trajectories,
+    widest_float,
 )
 
 lrs = st.floats(0.01, 0.5)
@@ -33,8 +34,9 @@ def adamw_options(draw):
 @given(trajectory=trajectories(), lr=lrs, weight_decay=st.floats(0.05, 0.5),
        maximize=st.booleans())
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, weight_decay=0.3, maximize=False)
-def test_adamw_decays_the_parameter_not_the_gradient(device, dtype, trajectory, lr,
+def test_adamw_decays_the_parameter_not_the_gradient(device, trajectory, lr,
                                                      weight_decay, maximize):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "AdamW", trajectory, lr=lr, betas=(0.8, 0.9), eps=1e-3,
                    weight_decay=weight_decay, maximize=maximize)
 
@@ -49,7 +51,8 @@ def test_adamw_weight_decay_defaults_to_0_01(device, dtype):
 @few_examples()
 @given(trajectory=trajectories(steps=6), lr=lrs)
 @example(trajectory=SEED_TRAJECTORY, lr=0.1)
-def test_adamw_amsgrad_divides_by_the_running_maximum(device, dtype, trajectory, lr):
+def test_adamw_amsgrad_divides_by_the_running_maximum(device, trajectory, lr):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "AdamW", trajectory, lr=lr, betas=(0.5, 0.6), eps=1e-3,
                    weight_decay=0.1, amsgrad=True)
 
@@ -58,8 +61,9 @@ def test_adamw_amsgrad_divides_by_the_running_maximum(device, dtype, trajectory,
 @few_examples()
 @given(trajectory=trajectories(), options=adamw_options())
 @example(trajectory=MANY_TRAJECTORY, options=ALL)
-def test_adamw_foreach_implementation_follows_the_algorithm(device, dtype, trajectory,
+def test_adamw_foreach_implementation_follows_the_algorithm(device, trajectory,
                                                             options):
+    dtype = widest_float(device)
     check_implementation(device, dtype, "AdamW", "foreach", trajectory, **options)
 
 
@@ -67,5 +71,6 @@ def test_adamw_foreach_implementation_follows_the_algorithm(device, dtype, traje
 @few_examples()
 @given(trajectory=trajectories(), options=adamw_options())
 @example(trajectory=MANY_TRAJECTORY, options=ALL)
-def test_adamw_fused_implementation_follows_the_algorithm(device, dtype, trajectory, options):
+def test_adamw_fused_implementation_follows_the_algorithm(device, trajectory, options):
+    dtype = widest_float(device)
     check_implementation(device, dtype, "AdamW", "fused", trajectory, **options)

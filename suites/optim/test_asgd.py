@@ -23,6 +23,7 @@ from torchconform.optim_alongside import (
     SEED_TRAJECTORY,
     few_examples,
     trajectories,
+    widest_float,
 )
 from torchconform.optim_alongside import step_alongside as _step_alongside
 
@@ -56,7 +57,8 @@ def test_asgd_decays_with_the_eta_schedule(device, dtype, trajectory, lr, lambd,
 @few_examples()
 @given(trajectory=trajectories(steps=5), lr=lrs, t0=st.sampled_from([0.0, 1.0, 2.0]))
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, t0=1.0)
-def test_asgd_averages_the_parameters_from_t0(device, dtype, trajectory, lr, t0):
+def test_asgd_averages_the_parameters_from_t0(device, trajectory, lr, t0):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "ASGD", trajectory, lr=lr, lambd=0.1, t0=t0)
 
 
@@ -64,7 +66,8 @@ def test_asgd_averages_the_parameters_from_t0(device, dtype, trajectory, lr, t0)
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs)
 @example(trajectory=SEED_TRAJECTORY, lr=0.1)
-def test_asgd_maximize_negates_the_gradient(device, dtype, trajectory, lr):
+def test_asgd_maximize_negates_the_gradient(device, trajectory, lr):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "ASGD", trajectory, **dict(ALL, lr=lr))
 
 
@@ -75,7 +78,8 @@ def test_asgd_maximize_negates_the_gradient(device, dtype, trajectory, lr):
 @few_examples()
 @given(trajectory=trajectories(), t0=st.sampled_from([0.0, 1.0, 2.0]), maximize=st.booleans())
 @example(trajectory=MANY_TRAJECTORY, t0=1.0, maximize=True)
-def test_asgd_foreach_implementation_follows_the_algorithm(device, dtype, trajectory, t0,
+def test_asgd_foreach_implementation_follows_the_algorithm(device, trajectory, t0,
                                                            maximize):
+    dtype = widest_float(device)
     check_implementation(device, dtype, "ASGD", "foreach", trajectory,
                          **dict(ALL, t0=t0, maximize=maximize))

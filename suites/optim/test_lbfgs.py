@@ -64,7 +64,7 @@ def test_lbfgs_steps_along_the_two_loop_direction(device, dtype, quadratic, lr, 
     for t in range(1, 4):
         calls, oracle_calls = [], []
 
-        def fun(v):
+        def fun(v, oracle_calls=oracle_calls):
             oracle_calls.append(1)
             return 0.5 * v @ a_np @ v - b_np @ v, a_np @ v - b_np
         loss = optimizer.step(_closure(x, a, b, calls))

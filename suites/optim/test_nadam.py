@@ -21,6 +21,7 @@ from torchconform.optim_alongside import (
     SEED_TRAJECTORY,
     few_examples,
     trajectories,
+    widest_float,
 )
 from torchconform.optim_alongside import step_alongside as _step_alongside
 
@@ -60,8 +61,9 @@ def test_nadam_momentum_schedule_and_update(device, dtype, trajectory, lr, betas
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs, weight_decay=st.floats(0.05, 0.5))
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, weight_decay=0.3)
-def test_nadam_decoupled_weight_decay_decays_the_parameter(device, dtype, trajectory, lr,
+def test_nadam_decoupled_weight_decay_decays_the_parameter(device, trajectory, lr,
                                                            weight_decay):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "NAdam", trajectory, lr=lr, betas=(0.8, 0.9), eps=1e-3,
                    momentum_decay=0.1, weight_decay=weight_decay, decoupled_weight_decay=True)
 
@@ -70,7 +72,8 @@ def test_nadam_decoupled_weight_decay_decays_the_parameter(device, dtype, trajec
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs)
 @example(trajectory=SEED_TRAJECTORY, lr=0.1)
-def test_nadam_maximize_negates_the_gradient(device, dtype, trajectory, lr):
+def test_nadam_maximize_negates_the_gradient(device, trajectory, lr):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "NAdam", trajectory, lr=lr, betas=(0.8, 0.9), eps=1e-3,
                    momentum_decay=0.1, weight_decay=0.1, maximize=True)
 
@@ -79,7 +82,8 @@ def test_nadam_maximize_negates_the_gradient(device, dtype, trajectory, lr):
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs, betas=betas, momentum_decay=decays)
 @example(trajectory=MANY_TRAJECTORY, lr=0.1, betas=(0.8, 0.9), momentum_decay=0.1)
-def test_nadam_foreach_implementation_follows_the_algorithm(device, dtype, trajectory, lr,
+def test_nadam_foreach_implementation_follows_the_algorithm(device, trajectory, lr,
                                                             betas, momentum_decay):
+    dtype = widest_float(device)
     check_implementation(device, dtype, "NAdam", "foreach", trajectory, lr=lr, betas=betas,
                          eps=1e-3, momentum_decay=momentum_decay, weight_decay=0.1)

@@ -19,6 +19,7 @@ from torchconform.optim_alongside import (
     few_examples,
     step_alongside,
     trajectories,
+    widest_float,
 )
 
 lrs = st.floats(0.01, 0.5)
@@ -43,8 +44,9 @@ def test_radam_rectifies_once_rho_exceeds_5(device, dtype, trajectory, lr, betas
 @few_examples()
 @given(trajectory=trajectories(steps=6), lr=lrs, weight_decay=st.floats(0.05, 0.5))
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, weight_decay=0.3)
-def test_radam_decoupled_weight_decay_decays_the_parameter(device, dtype, trajectory, lr,
+def test_radam_decoupled_weight_decay_decays_the_parameter(device, trajectory, lr,
                                                            weight_decay):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "RAdam", trajectory, lr=lr, betas=(0.8, 0.9), eps=1e-3,
                    weight_decay=weight_decay, decoupled_weight_decay=True)
 
@@ -53,7 +55,8 @@ def test_radam_decoupled_weight_decay_decays_the_parameter(device, dtype, trajec
 @few_examples()
 @given(trajectory=trajectories(steps=6), lr=lrs)
 @example(trajectory=SEED_TRAJECTORY, lr=0.1)
-def test_radam_maximize_negates_the_gradient(device, dtype, trajectory, lr):
+def test_radam_maximize_negates_the_gradient(device, trajectory, lr):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "RAdam", trajectory, lr=lr, betas=(0.8, 0.9), eps=1e-3,
                    weight_decay=0.1, maximize=True)
 
@@ -66,7 +69,8 @@ def test_radam_maximize_negates_the_gradient(device, dtype, trajectory, lr):
 @given(trajectory=trajectories(steps=6), lr=lrs, betas=betas)
 @example(trajectory=MANY_TRAJECTORY, lr=0.1, betas=(0.8, 0.9))
 @example(trajectory=SEED_TRAJECTORY, lr=0.1, betas=(0.8, 0.9))
-def test_radam_foreach_implementation_follows_the_algorithm(device, dtype, trajectory, lr,
+def test_radam_foreach_implementation_follows_the_algorithm(device, trajectory, lr,
                                                             betas):
+    dtype = widest_float(device)
     check_implementation(device, dtype, "RAdam", "foreach", trajectory, lr=lr, betas=betas,
                          eps=1e-3, weight_decay=0.1)

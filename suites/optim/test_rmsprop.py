@@ -18,6 +18,7 @@ from torchconform.optim_alongside import (
     few_examples,
     step_alongside,
     trajectories,
+    widest_float,
 )
 
 lrs = st.floats(0.01, 0.5)
@@ -42,8 +43,9 @@ def test_rmsprop_divides_by_the_root_mean_square(device, dtype, trajectory, lr, 
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs, alpha=alphas)
 @example(trajectory=SEED_TRAJECTORY, lr=0.05, alpha=0.9)
-def test_rmsprop_centered_subtracts_the_squared_mean_gradient(device, dtype, trajectory, lr,
+def test_rmsprop_centered_subtracts_the_squared_mean_gradient(device, trajectory, lr,
                                                              alpha):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "RMSprop", trajectory, lr=lr, alpha=alpha, eps=1e-3,
                    centered=True)
 
@@ -53,8 +55,9 @@ def test_rmsprop_centered_subtracts_the_squared_mean_gradient(device, dtype, tra
 @given(trajectory=trajectories(), lr=lrs, alpha=alphas, momentum=st.floats(0.5, 0.95),
        centered=st.booleans())
 @example(trajectory=SEED_TRAJECTORY, lr=0.05, alpha=0.9, momentum=0.9, centered=False)
-def test_rmsprop_momentum_accumulates_the_normalized_gradient(device, dtype, trajectory, lr,
+def test_rmsprop_momentum_accumulates_the_normalized_gradient(device, trajectory, lr,
                                                              alpha, momentum, centered):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "RMSprop", trajectory, lr=lr, alpha=alpha, eps=1e-3,
                    momentum=momentum, centered=centered)
 
@@ -63,7 +66,8 @@ def test_rmsprop_momentum_accumulates_the_normalized_gradient(device, dtype, tra
 @few_examples()
 @given(trajectory=trajectories(), lr=lrs)
 @example(trajectory=SEED_TRAJECTORY, lr=0.05)
-def test_rmsprop_maximize_negates_the_gradient(device, dtype, trajectory, lr):
+def test_rmsprop_maximize_negates_the_gradient(device, trajectory, lr):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "RMSprop", trajectory, **dict(ALL, lr=lr))
 
 
@@ -72,7 +76,8 @@ def test_rmsprop_maximize_negates_the_gradient(device, dtype, trajectory, lr):
 @given(trajectory=trajectories(), lr=lrs, centered=st.booleans(),
        momentum=st.sampled_from([0.0, 0.9]))
 @example(trajectory=MANY_TRAJECTORY, lr=0.05, centered=True, momentum=0.9)
-def test_rmsprop_foreach_implementation_follows_the_algorithm(device, dtype, trajectory, lr,
+def test_rmsprop_foreach_implementation_follows_the_algorithm(device, trajectory, lr,
                                                               centered, momentum):
+    dtype = widest_float(device)
     check_implementation(device, dtype, "RMSprop", "foreach", trajectory,
                          **dict(ALL, lr=lr, centered=centered, momentum=momentum))

@@ -20,6 +20,7 @@ from torchconform.optim_alongside import (
     few_examples,
     step_alongside,
     trajectories,
+    widest_float,
 )
 
 lrs = st.floats(0.01, 0.5)
@@ -39,8 +40,9 @@ def test_rprop_adapts_step_sizes_to_sign_changes(device, dtype, trajectory, lr, 
 @few_examples()
 @given(trajectory=trajectories(steps=6), etas=etas)
 @example(trajectory=SEED_TRAJECTORY, etas=(0.5, 1.5))
-def test_rprop_step_sizes_are_clamped(device, dtype, trajectory, etas):
+def test_rprop_step_sizes_are_clamped(device, trajectory, etas):
     """Bounds close around lr: a few equal signs reach the maximum, a few flips the minimum."""
+    dtype = widest_float(device)
     step_alongside(device, dtype, "Rprop", trajectory, lr=0.1, etas=etas,
                    step_sizes=(0.05, 0.2))
 
@@ -49,7 +51,8 @@ def test_rprop_step_sizes_are_clamped(device, dtype, trajectory, etas):
 @few_examples()
 @given(trajectory=trajectories(steps=6))
 @example(trajectory=SEED_TRAJECTORY)
-def test_rprop_maximize_negates_the_gradient(device, dtype, trajectory):
+def test_rprop_maximize_negates_the_gradient(device, trajectory):
+    dtype = widest_float(device)
     step_alongside(device, dtype, "Rprop", trajectory, **ALL)
 
 
@@ -57,7 +60,8 @@ def test_rprop_maximize_negates_the_gradient(device, dtype, trajectory):
 @few_examples()
 @given(trajectory=trajectories(steps=6), etas=etas, maximize=st.booleans())
 @example(trajectory=MANY_TRAJECTORY, etas=(0.5, 1.5), maximize=False)
-def test_rprop_foreach_implementation_follows_the_algorithm(device, dtype, trajectory, etas,
+def test_rprop_foreach_implementation_follows_the_algorithm(device, trajectory, etas,
                                                             maximize):
+    dtype = widest_float(device)
     check_implementation(device, dtype, "Rprop", "foreach", trajectory,
                          **dict(ALL, etas=etas, maximize=maximize))
