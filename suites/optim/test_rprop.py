@@ -9,6 +9,7 @@ compared every step. Random signs make all three cases of the box occur. lr is k
 step_sizes: see the note on the first step in the report of this suite's departures.
 """
 
+import numpy as np
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -36,10 +37,18 @@ def test_rprop_adapts_step_sizes_to_sign_changes(device, dtype, trajectory, lr, 
     step_alongside(device, dtype, "Rprop", trajectory, lr=lr, etas=etas)
 
 
+#: Element 0's gradient keeps its sign (its step size grows into the maximum), element 1's
+#: flips every step (shrinks into the minimum), element 2's flips every other step.
+CLAMPING_TRAJECTORY = (
+    [np.array([1.0, -1.0, 0.5])],
+    [[np.array([0.5 + 0.25 * t, (-1.0) ** t, (-1.0) ** (t // 2)])] for t in range(6)])
+
+
 @behavior("optim.rprop.step_sizes")
 @few_examples()
 @given(trajectory=trajectories(steps=6), etas=etas)
 @example(trajectory=SEED_TRAJECTORY, etas=(0.5, 1.5))
+@example(trajectory=CLAMPING_TRAJECTORY, etas=(0.5, 1.5))
 def test_rprop_step_sizes_are_clamped(device, trajectory, etas):
     """Bounds close around lr: a few equal signs reach the maximum, a few flips the minimum."""
     dtype = widest_float(device)
