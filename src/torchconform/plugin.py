@@ -29,8 +29,9 @@ from .report.repro import reproduction
 from .report.session import configure_reports
 
 profiles.register()
-# Benchmark timing (timing.py) adds options, so it must load with this module, not at configure.
-pytest_plugins = ["torchconform.timing"]
+# Benchmark timing (timing.py) adds options and distributed.py the `ranks` fixture, so they
+# load with this module, not at configure.
+pytest_plugins = ["torchconform.timing", "torchconform.distributed"]
 
 _PREVIOUS_PROFILE = pytest.StashKey[Optional[str]]()
 _MOVED = pytest.StashKey[Path]()
