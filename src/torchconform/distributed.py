@@ -30,6 +30,7 @@ import importlib.util
 import os
 import pickle
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -119,30 +120,35 @@ class RankPool:
         self._conns: List[Any] = []
         self._folder: Optional[str] = None
         self._ready = False
+        self._forked: List[int] = []
         self._lock = threading.Lock()
         self.start_seconds: Optional[float] = None
 
     def start(self) -> None:
         """Launch the ranks and return at once; they get ready in the background.
 
-        Each rank is `python -m torchconform.distributed` (not multiprocessing's spawn, which
-        re-imports the caller's main script), talking to this process over a socket pair."""
+        One `python -m torchconform.distributed` process (not multiprocessing's spawn, which
+        re-imports the caller's main script) imports torch and what DDP loads on first use,
+        then forks the other ranks: the imports, most of a rank's start-up, are paid once.
+        Each rank talks to this process over its own socket pair."""
         if self._procs:
             return
         self._started = time.perf_counter()
         self._folder = tempfile.mkdtemp(prefix="torchconform-ranks-")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        for rank in range(WORLD_SIZE):
-            mine, theirs = socket.socketpair()
-            setup = (rank, WORLD_SIZE, self.backend, self.device, self._folder,
-                     self.patches, GROUP_TIMEOUT)
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "torchconform.distributed", str(theirs.fileno()),
-                 setup_text(setup)], pass_fds=[theirs.fileno()], env=env,
-                stdin=subprocess.DEVNULL)
-            theirs.close()
-            self._procs.append(proc)
+        theirs = []
+        for _ in range(WORLD_SIZE):
+            mine, their = socket.socketpair()
             self._conns.append(Connection(mine.detach()))
+            theirs.append(their)
+        fds = [t.fileno() for t in theirs]
+        setup = (WORLD_SIZE, self.backend, self.device, self._folder, self.patches,
+                 GROUP_TIMEOUT)
+        self._procs.append(subprocess.Popen(
+            [sys.executable, "-m", "torchconform.distributed", ",".join(map(str, fds)),
+             setup_text(setup)], pass_fds=fds, env=env, stdin=subprocess.DEVNULL))
+        for their in theirs:
+            their.close()
 
     def _wait_ready(self) -> None:
         if self._ready:
@@ -154,10 +160,11 @@ class RankPool:
             self.close()
             raise RankError("; ".join(f"rank {r} did not start:\n{a[1]}" for r, a in failed))
         self._ready = True
+        self._forked = [a[1]["pid"] for a in answers[1:]]
         self.start_seconds = time.perf_counter() - self._started
         #: per rank, the seconds from launch to: torch imported, group formed, DDP warmed up
-        self.start_phases = [{k: round(v - a[1]["launched"], 2) for k, v in a[1].items()}
-                             for a in answers]
+        self.start_phases = [{k: round(v - a[1]["launched"], 2) for k, v in a[1].items()
+                              if k != "pid"} for a in answers]
 
     def run(self, check: Callable, *args: Any, timeout: float = CALL_TIMEOUT) -> List[Any]:
         """Run `check(rank, *args)` on every rank; return their results, rank 0 first."""
@@ -206,6 +213,12 @@ class RankPool:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        for pid in self._forked:  # the other ranks are children of rank 0's process
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:  # already gone
+                pass
+        self._forked = []
         for conn in self._conns:
             conn.close()
         self._procs, self._conns, self._ready = [], [], False
@@ -298,20 +311,35 @@ def setup_text(setup: Tuple[Any, ...]) -> str:
     return base64.b64encode(pickle.dumps(setup)).decode("ascii")
 
 
-def _rank_main(fd: int, setup: str) -> None:
-    conn = Connection(fd)
-    (rank, world_size, backend, device, folder, patches,
+def _rank_main(fds: Sequence[int], setup: str) -> None:
+    (world_size, backend, device, folder, patches,
      group_timeout) = pickle.loads(base64.b64decode(setup))
     phases = {"launched": time.time()}
+    conn = Connection(fds[0])
     try:
         import torch.distributed as dist
 
         from . import isolation
 
+        try:  # what the first DistributedDataParallel() imports (~1.4 s of CPU): once
+            import torch._dynamo  # noqa: F401
+        except ImportError:  # torch < 2.0
+            pass
         phases["imported"] = time.time()
-        torch.set_num_threads(1)  # two ranks share the machine with the test process
+        torch.set_num_threads(1)  # the ranks share the machine with the test process
         for ref in patches:
             _resolve(ref)(pytest.MonkeyPatch())
+        rank = 0
+        for other in range(1, world_size):  # before any thread or device exists
+            if os.fork() == 0:
+                rank = other
+                break
+        if rank != 0:
+            conn = Connection(fds[rank])  # the dropped one closes fds[0] in this process
+        for r, fd in enumerate(fds):
+            if r not in (0, rank):
+                os.close(fd)
+        phases["pid"] = os.getpid()
         dev = torch.device(device)
         if dev.type == "cuda":
             dev = torch.device("cuda", rank)
@@ -351,8 +379,8 @@ def _rank_main(fd: int, setup: str) -> None:
                        + traceback.format_exc()))
 
 
-if __name__ == "__main__":  # a rank: python -m torchconform.distributed FD SETUP
-    _rank_main(int(sys.argv[1]), sys.argv[2])
+if __name__ == "__main__":  # the ranks: python -m torchconform.distributed FD,FD SETUP
+    _rank_main([int(fd) for fd in sys.argv[1].split(",")], sys.argv[2])
 
 
 # -- what the checks share -----------------------------------------------------------------------
