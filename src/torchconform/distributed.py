@@ -8,7 +8,7 @@ their results, rank 0 first. The pool is two processes (`WORLD_SIZE`) in one pro
 - started once per pytest session (per xdist worker) and per device, and reused by every test;
   in a run without xdist it starts in the background as soon as collection selected a test that
   needs it, so its start-up (an interpreter, torch, the process group, a first DDP) overlaps the
-  tests that run before it;
+  tests that run before it; one launched process imports torch, then forks the other rank;
 - the backend follows the device: gloo for the CPU, nccl for CUDA (one GPU per rank); a device
   with no collective backend makes the tests not applicable;
 - the store is a FileStore in a temporary folder (no TCP port to collide with another run);
