@@ -16,7 +16,8 @@ def collected_behaviors():
         def pytest_collection_finish(self, session):
             items.extend(session.items)
 
-    ret = pytest.main([str(SUITES), "--collect-only", "-q", "--device=cpu",
+    # --mode eager,compile: suites/compile is collected only in a run with compilation.
+    ret = pytest.main([str(SUITES), "--collect-only", "-q", "--device=cpu", "--mode=eager,compile",
                                "-p", "no:randomly", "-p", "no:cacheprovider",
                                "-c", str(ROOT / "pyproject.toml")], plugins=[Grab()])
     assert ret == 0
@@ -39,7 +40,7 @@ def test_entries_have_statement_doc_and_known_seed():
         assert entry.statement.endswith("."), entry.id
         assert entry.doc.startswith("https://docs.pytorch.org/"), entry.id
         assert entry.seed is None or entry.seed in seeds, entry.id
-        assert entry.area in {"module", "autograd", "optim"}, entry.id
+        assert entry.area in {"module", "autograd", "optim", "distributed", "compile"}, entry.id
 
 
 @pytest.mark.parametrize("text, message", [

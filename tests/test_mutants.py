@@ -10,12 +10,15 @@ from .mutants import all_mutants
 
 MUTANTS = all_mutants()
 AREAS = sorted({m.area for m in MUTANTS})
+# The run options an area's mutants need (e.g. --mode compile) go into its baseline run too.
+AREA_ARGS = {area: next((m.extra_args for m in MUTANTS if m.area == area and m.extra_args), ())
+             for area in AREAS}
 
 
 @pytest.mark.parametrize("area", AREAS)
 def test_unmutated_area_passes(run_suite, area):
     """The baseline: without a mutant the same run passes, so failures below are the mutant's."""
-    result = run_suite(area)
+    result = run_suite(area, extra=AREA_ARGS[area])
     passed, failed, _ = result.counts
     assert result.ret == 0 and failed == 0 and passed > 0, result.behaviors("failed")
 
@@ -27,7 +30,7 @@ def test_mutant_is_caught(run_suite, monkeypatch, mutant):
         pytest.skip(f"not applicable: {mutant.breaks} needs torch>={entry.since} "
                     f"(installed {TORCH_VERSION})")
     mutant.apply(monkeypatch)
-    result = run_suite(mutant.area, extra=["--behavior", mutant.breaks])
+    result = run_suite(mutant.area, extra=[*mutant.extra_args, "--behavior", mutant.breaks])
     failed = result.behaviors("failed")
     assert result.ret == pytest.ExitCode.TESTS_FAILED, f"exit {result.ret}: the suite missed it"
     assert mutant.breaks in failed, f"{mutant.breaks} still passes; failed instead: {failed}"

@@ -218,6 +218,23 @@ def test_matrix_has_a_column_per_run_and_lists_what_changed(two_runs):
     assert "<script src" not in page and "@import" not in page
 
 
+def test_matrix_gives_the_compiled_half_of_a_run_its_own_column(tmp_path):
+    doc = _results("2.13.0", "box", {"module.call.forward_pre_hook": "passed"})
+    eager = dict(doc["tests"][0], mode="eager")
+    compiled = dict(doc["tests"][0], mode="compile", outcome="failed",
+                    nodeid=doc["tests"][0]["nodeid"].replace("[cpu]", "[cpu-compile]"))
+    doc["tests"] = [eager, compiled]
+    (tmp_path / "conformance.json").write_text(json.dumps(doc))
+    assert matrix.merge([str(tmp_path)], tmp_path / "m.html") == (2, 0)
+    columns, _ = matrix.read_inputs([tmp_path / "conformance.json"])
+    assert [(c.label, [t["outcome"] for t in c.tests]) for c in columns] == [
+        ("cpu", ["passed"]), ("cpu · compile", ["failed"])]
+    page = (tmp_path / "m.html").read_text()
+    assert "cpu · compile" in page
+    changed = page[page.index('id="changed"'):page.index('id="behaviors"')]
+    assert "module.call.forward_pre_hook" in changed  # compiled differs from eager
+
+
 @pytest.mark.parametrize("content, message", [
     ("{not json", "not valid JSON"),
     ('{"hello": 1}', "not a torchconform results file"),

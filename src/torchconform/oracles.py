@@ -63,6 +63,22 @@ def linear_mse(x, weight, bias, y) -> Tuple[float, Array, Array]:
     return float(np.mean(residual**2)), dpred.T @ x, dpred.sum(axis=0)
 
 
+def mlp_mse(x, w1, b1, w2, b2, y) -> Tuple[float, Array, List[Array]]:
+    """A two-layer tanh network as nn.Sequential(nn.Linear, nn.Tanh, nn.Linear) + nn.MSELoss
+    compute it: h = tanh(x @ w1.T + b1), pred = h @ w2.T + b2, L = mean((pred - y)**2).
+    Returns (L, pred, [dL/dw1, dL/db1, dL/dw2, dL/db2]) by the chain rule:
+    dL/dpred = 2 (pred - y) / N, dL/dw2 = dL/dpred.T @ h, dL/dh = dL/dpred @ w2,
+    dL/dz = dL/dh * (1 - h**2), dL/dw1 = dL/dz.T @ x; biases take the column sums."""
+    x, w1, b1, w2, b2, y = (_f64(v) for v in (x, w1, b1, w2, b2, y))
+    h = np.tanh(x @ w1.T + b1)
+    pred = h @ w2.T + b2
+    residual = pred - y
+    dpred = 2 * residual / residual.size
+    dz = (dpred @ w2) * (1 - h**2)
+    grads = [dz.T @ x, dz.sum(axis=0), dpred.T @ h, dpred.sum(axis=0)]
+    return float(np.mean(residual**2)), pred, grads
+
+
 def logistic_regression(x, W, b, y) -> Tuple[float, Array, Array, Array]:
     """Seed 000's logistic regression with samples in columns: x is (dim, n), W is (1, dim),
     y_hat = sigmoid(W @ x + b), L = mean binary cross-entropy. Returns (L, y_hat, dL/dW,

@@ -22,15 +22,17 @@ from typing import List, Optional
 import pytest
 import torch
 
-from . import devices, expectations, isolation, profiles, protocol, versions
+from . import devices, expectations, isolation, modes, profiles, protocol, versions
 from .behaviors import CatalogError, load_catalog
+from .modes import compiler, mode  # noqa: F401 - fixtures of the execution modes
 from .outcomes import CrashAttribution, RunCounter
 from .report.repro import reproduction
 from .report.session import configure_reports
 
 profiles.register()
-# Benchmark timing (timing.py) adds options, so it must load with this module, not at configure.
-pytest_plugins = ["torchconform.timing"]
+# Benchmark timing (timing.py) adds options and distributed.py the `ranks` fixture, so they
+# load with this module, not at configure.
+pytest_plugins = ["torchconform.timing", "torchconform.distributed"]
 
 _PREVIOUS_PROFILE = pytest.StashKey[Optional[str]]()
 _MOVED = pytest.StashKey[Path]()
@@ -79,6 +81,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--behaviors", action="store_true", default=False,
         help="print the behavior catalog (id, statement, documentation, seed, version facts) "
              "and exit.")
+    modes.add_options(group)
     parser.addini(
         "torchconform_suites", type="paths", default=[],
         help="folders whose tests are conformance checks (each must name a behavior).")
@@ -100,6 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[devices.TESTED] = devices.resolve_devices(config.getoption("device"))
     except devices.DeviceError as exc:
         raise pytest.UsageError(f"--device: {exc}") from None
+    modes.configure(config, config.stash[devices.TESTED])
     config.stash[_EXPECTATIONS] = {}
     for option in ("xfails_file", "skips_file"):
         path = config.getoption(option)
@@ -176,7 +180,7 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
     gpu = config.stash.get(_GPU, None)
     return [
         f"torchconform: torch {versions.TORCH_VERSION} ({devices._build_name()}), "
-        f"devices: {', '.join(devices.tested(config))}"
+        f"devices: {', '.join(devices.tested(config))}, modes: {', '.join(modes.selected(config))}"
         f"{f' (this worker: GPU {gpu})' if gpu is not None else ''}, "
         f"hypothesis profile: {getattr(config, 'hypothesis_profile_name', '?')}, "
         f"seed: {config.getoption('torch_seed')}"
@@ -195,6 +199,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("device", devices.tested(metafunc.config), indirect=True)
     if "dtype" in names and not _parametrized_by_test(metafunc, "dtype"):
         metafunc.parametrize("dtype", FLOAT_DTYPES, indirect=True, ids=_dtype_name)
+    modes.parametrize(metafunc)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -238,6 +243,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
             protocol.record(item, protocol.DEVICE, str(params["device"]))
         if "dtype" in params:
             protocol.record(item, protocol.DTYPE, _dtype_name(params["dtype"]))
+        modes.record(item)
         gpu = config.stash.get(_GPU, None)
         if gpu is not None and str(params.get("device", "")).startswith("cuda"):
             protocol.record(item, protocol.GPU, gpu)
@@ -254,6 +260,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
         if stale:
             raise pytest.UsageError("known-failure lists:\n  " + "\n  ".join(stale))
     _select_behaviors(config, items, catalog)
+    modes.deselect(config, items)
 
 
 def _select_behaviors(config: pytest.Config, items: List[pytest.Item], catalog) -> None:

@@ -155,3 +155,26 @@ def test_backward_accumulates_only_into_the_listed_inputs(device, dtype, api):
                 _exact(t.grad, np.ones((2, 3)))  # untouched, not zeroed or added to
             else:
                 assert t.grad is None, f"{name} is not in inputs={listed} but got a gradient"
+
+
+@behavior("autograd.accumulation.micro_batches")
+def test_seed_micro_batches_accumulate_the_full_batch_gradient_in_every_mode(device, mode):
+    """Seed 003's accumulation (k backward passes, no zero_grad between) through
+    mode.module(model): compiled forward and backward accumulate into .grad like eager."""
+    x, y, weight, bias, k = _SEED_BATCHES
+    model = LinearRegression(1, 1).to(device)
+    with torch.no_grad():
+        model.linear.weight.copy_(torch.tensor(weight, dtype=torch.float32))
+        model.linear.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+    run = mode.module(model)
+    xt = torch.tensor(x, device=device, dtype=torch.float32)
+    yt = torch.tensor(y, device=device, dtype=torch.float32)
+    for xs, ys in zip(xt.chunk(k), yt.chunk(k)):
+        (nn.MSELoss()(run(xs), ys) / k).backward()
+    _, grad_w, grad_b = oracles.linear_mse(x, weight, bias, y)
+    r = np.abs(x) @ np.abs(weight).T + np.abs(bias) + np.abs(y)
+    d = 2 * r / r.size
+    assert_close(model.linear.weight.grad, grad_w,
+                 atol=sum_atol(torch.float32, d.T @ np.abs(x)), what="accumulated dL/dW")
+    assert_close(model.linear.bias.grad, grad_b, atol=sum_atol(torch.float32, d.sum(axis=0)),
+                 what="accumulated dL/db")

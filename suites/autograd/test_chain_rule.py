@@ -341,3 +341,44 @@ def test_logistic_regression_loss_passes_gradcheck_and_gradgradcheck(device, dty
 
     assert torch.autograd.gradcheck(loss, (W, b))
     assert torch.autograd.gradgradcheck(loss, (W, b))
+
+
+@behavior("autograd.chain_rule.linear_mse")
+def test_seed_linear_model_loss_and_gradients_in_every_mode(device, mode):
+    """The seeds' y = 2x + 1 regression, forward and backward through mode.module(layer):
+    torch.compile must give the closed form too (`--mode compile`)."""
+    x, weight, bias, y = _SEED_DATA
+    layer = _linear(weight, bias, device, torch.float32)
+    model = mode.module(layer)
+    xt = torch.tensor(x, device=device, dtype=torch.float32)
+    yt = torch.tensor(y, device=device, dtype=torch.float32)
+    for _ in range(2):  # a second call runs the compiled graph from the cache
+        layer.zero_grad()
+        loss = nn.MSELoss()(model(xt), yt)
+        loss.backward()
+        value, grad_w, grad_b = oracles.linear_mse(x, weight, bias, y)
+        mag_w, mag_b = _mse_magnitude(x, weight, bias, y)
+        assert_close(loss, value, atol=sum_atol(torch.float32, value), what="loss")
+        assert_close(layer.weight.grad, grad_w, atol=sum_atol(torch.float32, mag_w),
+                     what="dL/dW")
+        assert_close(layer.bias.grad, grad_b, atol=sum_atol(torch.float32, mag_b), what="dL/db")
+
+
+@behavior("autograd.chain_rule.mlp_mse")
+def test_two_layer_network_output_and_gradients_in_every_mode(device, mode):
+    """nn.Sequential(Linear, Tanh, Linear) with MSELoss: output and every parameter's gradient
+    equal the float64 chain rule (oracles.mlp_mse), eagerly and compiled."""
+    rng = np.random.default_rng(5)
+    values = [rng.uniform(-1, 1, s) for s in [(4, 3), (4,), (2, 4), (2,)]]
+    x, y = rng.uniform(-2, 2, (5, 3)), rng.uniform(-2, 2, (5, 2))
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).to(device)
+    with torch.no_grad():
+        for p, v in zip(net.parameters(), values):
+            p.copy_(torch.tensor(v, dtype=torch.float32))
+    model = mode.module(net)
+    out = model(torch.tensor(x, dtype=torch.float32, device=device))
+    nn.functional.mse_loss(out, torch.tensor(y, dtype=torch.float32, device=device)).backward()
+    _, expected_out, expected_grads = oracles.mlp_mse(x, *values, y)
+    assert_close(out, expected_out, what="output")
+    for name, p, want in zip(["w1", "b1", "w2", "b2"], net.parameters(), expected_grads):
+        assert_close(p.grad, want, what=f"dL/d{name}")

@@ -190,3 +190,27 @@ def test_removed_hook_no_longer_runs(device):
 def test_model_call_and_forward_give_identical_values(device):
     m, x = _model_and_input(device)
     assert np.array_equal(to_numpy(m(x)), to_numpy(m.forward(x)))
+
+
+@behavior("module.call.forward_pre_hook")
+def test_hooks_registered_before_compiling_run_in_every_mode(device, mode):
+    """A forward pre-hook and a forward hook registered before mode.module(m) run on every
+    call of the (compiled) module, with their replacements of input and output applied."""
+    m, x = _model_and_input(device)
+    calls = []
+
+    def double_input(module, args):
+        calls.append("pre")
+        return (args[0] * 2,)
+
+    def negate_output(module, args, output):
+        calls.append("post")
+        return -output
+
+    m.register_forward_pre_hook(double_input)
+    m.register_forward_hook(negate_output)
+    run = mode.module(m)
+    expected = -(2 * to_numpy(x) * to_numpy(m.weight) + to_numpy(m.bias))
+    for _ in range(2):
+        assert_close(run(x), expected)
+    assert calls == ["pre", "post"] * 2

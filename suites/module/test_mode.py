@@ -56,3 +56,25 @@ def test_dropout_is_identity_in_eval_and_scales_kept_values_in_train(device, p):
     assert_close(y[kept], to_numpy(x)[kept] / (1 - p), dtype=x.dtype)
     # Zeroed fraction: binomial(n, p) / n, within 6 standard deviations (never flakes).
     assert abs((~kept).mean() - p) < 6 * np.sqrt(p * (1 - p) / n)
+
+
+@behavior("module.mode.dropout_follows_mode")
+def test_dropout_follows_train_and_eval_switches_in_every_mode(device, mode):
+    """Switching train()/eval() on the module between calls of mode.module(net) switches
+    Dropout: identity in eval, zeroing with probability p and scaling by 1/(1-p) in train."""
+    p, n = 0.25, 10_000
+    net = nn.Sequential(nn.Linear(1, 1), nn.Dropout(p=p)).to(device)
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.fill_(0.0)
+    run = mode.module(net)
+    x = torch.linspace(1.0, 2.0, n, device=device).view(-1, 1)
+    for phase in ("eval", "train", "eval", "train"):
+        getattr(net, phase)()
+        y = to_numpy(run(x))
+        if phase == "eval":
+            assert_close(y, to_numpy(x), what="eval output")
+            continue
+        kept = y != 0
+        assert_close(y[kept], to_numpy(x)[kept] / (1 - p), dtype=x.dtype, what="kept values")
+        assert abs((~kept).mean() - p) < 6 * np.sqrt(p * (1 - p) / n), "zeroed fraction"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import pytest
 
@@ -20,6 +20,7 @@ class Mutant:
     name: str
     breaks: str  # behavior id whose tests must fail
     apply: Callable[[pytest.MonkeyPatch], None]
+    extra_args: Tuple[str, ...] = ()  # run options the mutant needs, e.g. ("--mode", "compile")
 
     @property
     def area(self) -> str:
@@ -29,13 +30,13 @@ class Mutant:
 REGISTRY: Dict[str, Mutant] = {}
 
 
-def mutant(breaks: str) -> Callable:
+def mutant(breaks: str, extra_args: Tuple[str, ...] = ()) -> Callable:
     """Register the decorated `fn(monkeypatch)` as a mutant breaking `breaks`."""
 
     def register(fn: Callable[[pytest.MonkeyPatch], None]):
         name = fn.__name__
         assert name not in REGISTRY, f"duplicate mutant {name}"
-        REGISTRY[name] = Mutant(name=name, breaks=breaks, apply=fn)
+        REGISTRY[name] = Mutant(name=name, breaks=breaks, apply=fn, extra_args=tuple(extra_args))
         return fn
 
     return register

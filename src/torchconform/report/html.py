@@ -64,6 +64,8 @@ class HtmlReport:
         device = props.get(protocol.DEVICE, "")
         if props.get(protocol.DTYPE):
             device += f" / {props[protocol.DTYPE]}"
+        if props.get(protocol.MODE):
+            device += f" / {props[protocol.MODE]}"
         cells.insert(3, f'<td class="col-device">{html.escape(device)}</td>')
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:

@@ -44,6 +44,11 @@ class Column:
     device: str
     tests: List[Dict[str, Any]] = field(default_factory=list)
     html_report: Optional[Path] = None
+    mode: str = ""  # "compile": the torch.compile half of a run with a mode axis
+
+    @property
+    def label(self) -> str:
+        return f"{self.device} · {self.mode}" if self.mode else self.device
 
     @property
     def torch(self) -> str:
@@ -59,7 +64,7 @@ class Column:
             version = release(self.torch)
         except ValueError:
             version = (0,)
-        return (version, self.torch, self.device, self.run.get("machine", ""),
+        return (version, self.torch, self.device, self.mode, self.run.get("machine", ""),
                 self.run.get("started", ""))
 
     def by_behavior(self) -> Dict[str, List[Dict[str, Any]]]:
@@ -185,8 +190,13 @@ def read_inputs(paths: List[Path]) -> Tuple[List[Column], List[Tuple[Path, Dict[
         sibling = path.with_name("conformance.html")
         for device in devices:
             tests = [t for t in doc["tests"] if (t.get("device") or device) == device]
-            columns.append(Column(path, doc["run"], device, tests,
-                                  sibling if sibling.exists() else None))
+            # A run with a mode axis: its compiled results form a column of their own.
+            compiled = [t for t in tests if t.get("mode") == "compile"]
+            tests = [t for t in tests if t.get("mode") != "compile"]
+            html = sibling if sibling.exists() else None
+            columns.append(Column(path, doc["run"], device, tests, html))
+            if compiled:
+                columns.append(Column(path, doc["run"], device, compiled, html, "compile"))
     if not columns and not benchmarks:
         raise ReportError("no input: give conformance.json files (or folders holding them)")
     columns.sort(key=Column.sort_key)
@@ -241,7 +251,7 @@ def _header(columns: List[Column], output: Path) -> str:
             column.run.get("platform", ""))
         cells.append(
             f'<th class="col" title="{_esc(title)}">{env}torch {_esc(column.torch)}<br>'
-            f'{_esc(column.device)} · {_esc(column.run.get("machine", "?"))}{link}</th>')
+            f'{_esc(column.label)} · {_esc(column.run.get("machine", "?"))}{link}</th>')
     return "".join(cells)
 
 

@@ -51,7 +51,12 @@ def _call_arguments(params: Dict[str, object], notes: List[str]) -> str:
             return textwrap.indent(textwrap.dedent(body).strip(), "    ")
     pairs = []
     for name, value in params.items():
-        text = f"torch.device({str(value)!r})" if name == "device" else repr(value)
+        if name == "device":
+            text = f"torch.device({str(value)!r})"
+        elif name == "mode":  # the fixture's object (torch.compile with the default backend)
+            text = f"Mode({str(value)!r})"
+        else:
+            text = repr(value)
         pairs.append(f"    {name}={text},")
     return "\n".join(pairs)
 

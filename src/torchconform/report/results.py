@@ -100,6 +100,7 @@ class TestRecord:
             "area": get(protocol.AREA),
             "device": get(protocol.DEVICE),
             "dtype": get(protocol.DTYPE),
+            "mode": get(protocol.MODE),
             "gpu": get(protocol.GPU),
             "outcome": self.outcome or "error",
             "reason": self.reason,
