@@ -118,3 +118,109 @@ def inference_mode_false_ignored(mp):
     original = torch.inference_mode
     mp.setattr(torch, "inference_mode",
                lambda mode=True: original(True if mode is False else mode))
+
+
+# -- tensor hooks -----------------------------------------------------------------------------
+
+def _wrap_hooks(mp, adapt):
+    """Tensor.register_hook registering adapt(hook) in place of each hook."""
+    wrap(mp, T, "register_hook", lambda orig: lambda self, hook: orig(self, adapt(hook)))
+
+
+@mutant(breaks="autograd.tensor_hooks.replace_gradient")
+def tensor_hook_return_value_ignored(mp):
+    _wrap_hooks(mp, lambda hook: lambda grad: (hook(grad), None)[1])
+
+
+@mutant(breaks="autograd.tensor_hooks.replace_gradient")
+def tensor_hook_result_added_to_the_gradient(mp):
+    # The returned tensor is added to the incoming gradient instead of replacing it.
+    def adapt(hook):
+        def run(grad):
+            out = hook(grad)
+            return None if out is None else grad + out
+        return run
+    _wrap_hooks(mp, adapt)
+
+
+@mutant(breaks="autograd.tensor_hooks.observe")
+def tensor_hook_called_twice(mp):
+    def adapt(hook):
+        def run(grad):
+            hook(grad)
+            return hook(grad)
+        return run
+    _wrap_hooks(mp, adapt)
+
+
+@mutant(breaks="autograd.tensor_hooks.observe")
+def tensor_hook_sees_a_scaled_gradient(mp):
+    _wrap_hooks(mp, lambda hook: lambda grad: hook(grad * OFF))
+
+
+@mutant(breaks="autograd.tensor_hooks.registration_order")
+def tensor_hooks_run_in_reverse_order(mp):
+    # One dispatcher per tensor runs the tensor's hooks newest first.
+    def make(orig):
+        def register_hook(self, hook):
+            hooks = getattr(self, "_mutant_hooks", None)
+            if hooks is None:
+                hooks = self._mutant_hooks = []
+
+                def dispatch(grad):
+                    for h in reversed(list(hooks)):
+                        out = h(grad)
+                        grad = grad if out is None else out
+                    return grad
+                orig(self, dispatch)
+            hooks.append(hook)
+            return _Handle(lambda: hooks.remove(hook))
+        return register_hook
+    wrap(mp, T, "register_hook", make)
+
+
+@mutant(breaks="autograd.tensor_hooks.remove")
+def tensor_hook_handle_remove_does_nothing(mp):
+    def make(orig):
+        def register_hook(self, hook):
+            orig(self, hook)
+            return _Handle()
+        return register_hook
+    wrap(mp, T, "register_hook", make)
+
+
+@mutant(breaks="autograd.tensor_hooks.retain_grad_sees_hooked")
+def retain_grad_is_an_ordinary_hook(mp):
+    # retain_grad() as 1.13 had it: a hook in registration order, blind to later hooks.
+    def make(orig):
+        def retain_grad(self):
+            if self.is_leaf or getattr(self, "_mutant_retains", False):
+                return orig(self)
+            self._mutant_retains = True
+
+            def store(grad, tensor=self):
+                grad = grad.detach().clone()
+                tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+            self.register_hook(store)
+        return retain_grad
+    wrap(mp, T, "retain_grad", make)
+
+
+@mutant(breaks="autograd.tensor_hooks.post_accumulate_grad")
+def post_accumulate_hook_runs_before_accumulation(mp):
+    def make(orig):
+        def register(self, hook):
+            return self.register_hook(lambda grad, tensor=self: hook(tensor))
+        return register
+    if hasattr(T, "register_post_accumulate_grad_hook"):
+        wrap(mp, T, "register_post_accumulate_grad_hook", make)
+
+
+@mutant(breaks="autograd.tensor_hooks.post_accumulate_grad_leaf_only")
+def post_accumulate_hook_on_non_leaf_ignored(mp):
+    def make(orig):
+        def register(self, hook):
+            return _Handle() if not self.is_leaf else orig(self, hook)
+        return register
+    if hasattr(T, "register_post_accumulate_grad_hook"):
+        wrap(mp, T, "register_post_accumulate_grad_hook", make)
