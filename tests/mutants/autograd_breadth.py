@@ -5,6 +5,7 @@ documented behavior is broken while everything else still works."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 import torch
@@ -224,3 +225,98 @@ def post_accumulate_hook_on_non_leaf_ignored(mp):
         return register
     if hasattr(T, "register_post_accumulate_grad_hook"):
         wrap(mp, T, "register_post_accumulate_grad_hook", make)
+
+
+# -- custom autograd.Function -----------------------------------------------------------------
+
+Ctx = importlib.import_module("torch.autograd.function").FunctionCtx
+BackwardCFunction = importlib.import_module("torch.autograd.function").BackwardCFunction
+gradcheck_module = importlib.import_module("torch.autograd.gradcheck")
+
+
+@mutant(breaks="autograd.function.save_for_backward")
+def saved_tensors_come_back_reversed(mp):
+    wrap(mp, Ctx, "save_for_backward", lambda orig: lambda self, *tensors: orig(
+        self, *reversed(tensors)))
+
+
+@mutant(breaks="autograd.function.save_for_backward")
+def saved_tensors_scaled(mp):
+    # save_for_backward keeps slightly different values (a lossy copy).
+    wrap(mp, Ctx, "save_for_backward", lambda orig: lambda self, *tensors: orig(
+        self, *(t.detach() * OFF if isinstance(t, torch.Tensor) else t for t in tensors)))
+
+
+@mutant(breaks="autograd.function.saved_tensor_version_check")
+def saved_tensors_are_private_copies(mp):
+    # Saving clones: an in-place change afterwards goes unnoticed (and backward uses old data).
+    wrap(mp, Ctx, "save_for_backward", lambda orig: lambda self, *tensors: orig(
+        self, *(t.detach().clone() if isinstance(t, torch.Tensor) else t for t in tensors)))
+
+
+@mutant(breaks="autograd.function.needs_input_grad")
+def needs_input_grad_all_true(mp):
+    base = torch._C._FunctionBase.__dict__["needs_input_grad"]
+    mp.setattr(BackwardCFunction, "needs_input_grad", property(
+        lambda self: tuple(True for _ in base.__get__(self))), raising=False)
+
+
+@mutant(breaks="autograd.function.needs_input_grad")
+def needs_input_grad_ignores_non_tensors(mp):
+    # Non-tensor arguments get True (as if "needs grad" meant "is not a tensor that opts out").
+    base = torch._C._FunctionBase.__dict__["needs_input_grad"]
+    mp.setattr(BackwardCFunction, "needs_input_grad", property(
+        lambda self: tuple(flag or i == 2 for i, flag in enumerate(base.__get__(self)))),
+        raising=False)
+
+
+@mutant(breaks="autograd.function.mark_dirty")
+def mark_dirty_ignored(mp):
+    mp.setattr(Ctx, "mark_dirty", lambda self, *args: None)
+
+
+@mutant(breaks="autograd.function.mark_non_differentiable")
+def mark_non_differentiable_ignored(mp):
+    mp.setattr(Ctx, "mark_non_differentiable", lambda self, *args: None)
+
+
+@mutant(breaks="autograd.function.set_materialize_grads")
+def set_materialize_grads_ignored(mp):
+    mp.setattr(Ctx, "set_materialize_grads", lambda self, value: None)
+
+
+@mutant(breaks="autograd.function.once_differentiable")
+def once_differentiable_is_a_no_op(mp):
+    mp.setattr(importlib.import_module("torch.autograd.function"), "once_differentiable",
+               lambda fn: fn)
+
+
+@mutant(breaks="autograd.function.gradcheck_accepts")
+def gradcheck_ignores_its_tolerances(mp):
+    wrap(mp, torch.autograd, "gradcheck", lambda orig: lambda func, inputs, **kwargs: orig(
+        func, inputs, **dict(kwargs, atol=0.0, rtol=0.0)))
+
+
+@mutant(breaks="autograd.function.gradcheck_accepts")
+def gradcheck_with_a_coarse_step(mp):
+    # Finite differences with eps = 0.1: the numerical Jacobian itself is off.
+    wrap(mp, torch.autograd, "gradcheck", lambda orig: lambda func, inputs, **kwargs: orig(
+        func, inputs, **dict(kwargs, eps=0.1)))
+
+
+@mutant(breaks="autograd.function.gradcheck_rejects")
+def gradcheck_with_a_loose_tolerance(mp):
+    wrap(mp, torch.autograd, "gradcheck", lambda orig: lambda func, inputs, **kwargs: orig(
+        func, inputs, **dict(kwargs, rtol=0.05)))
+
+
+@mutant(breaks="autograd.function.gradcheck_rejects")
+def gradcheck_swallows_mismatches(mp):
+    def make(orig):
+        def gradcheck(func, inputs, **kwargs):
+            try:
+                return orig(func, inputs, **kwargs)
+            except gradcheck_module.GradcheckError:
+                return True
+        return gradcheck
+    wrap(mp, torch.autograd, "gradcheck", make)
