@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import warnings
 
 import torch
 
@@ -320,3 +321,113 @@ def gradcheck_swallows_mismatches(mp):
                 return True
         return gradcheck
     wrap(mp, torch.autograd, "gradcheck", make)
+
+
+# -- torch.utils.checkpoint -------------------------------------------------------------------
+
+checkpoint_module = importlib.import_module("torch.utils.checkpoint")
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; backward scales the gradient (a derivative wrong by a factor)."""
+
+    @staticmethod
+    def forward(ctx, x, factor):
+        ctx.factor = factor
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.factor, None
+
+
+@mutant(breaks="autograd.checkpoint.gradients_match")
+def checkpoint_gradient_off(mp):
+    def make(orig):
+        def checkpoint(function, *args, **kwargs):
+            out = orig(function, *args, **kwargs)
+            return _ScaleGrad.apply(out, OFF) if out.requires_grad else out
+        return checkpoint
+    wrap(mp, checkpoint_module, "checkpoint", make)
+
+
+@mutant(breaks="autograd.checkpoint.recomputes_forward")
+def checkpoint_saves_instead_of_recomputing(mp):
+    # A plain call: right gradients, but nothing is recomputed (and no memory saved).
+    def make(orig):
+        def checkpoint(function, *args, use_reentrant=None, preserve_rng_state=True,
+                       **kwargs):
+            return function(*args, **kwargs)
+        return checkpoint
+    wrap(mp, checkpoint_module, "checkpoint", make)
+
+
+@mutant(breaks="autograd.checkpoint.inputs_without_grad")
+def checkpoint_always_reentrant(mp):
+    def make(orig):
+        def checkpoint(function, *args, use_reentrant=None, **kwargs):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "None of the inputs have requires_grad"
+                return orig(function, *args, use_reentrant=True, **kwargs)
+        return checkpoint
+    wrap(mp, checkpoint_module, "checkpoint", make)
+
+
+@mutant(breaks="autograd.checkpoint.preserves_rng")
+def checkpoint_rng_state_not_preserved(mp):
+    def make(orig):
+        def checkpoint(function, *args, preserve_rng_state=True, **kwargs):
+            return orig(function, *args, preserve_rng_state=False, **kwargs)
+        return checkpoint
+    wrap(mp, checkpoint_module, "checkpoint", make)
+
+
+# -- anomaly detection ------------------------------------------------------------------------
+
+@mutant(breaks="autograd.anomaly.nan_raises")
+def detect_anomaly_never_checks_nan(mp):
+    original = torch.autograd.detect_anomaly
+    mp.setattr(torch.autograd, "detect_anomaly", lambda check_nan=True: original(
+        check_nan=False))
+
+
+@mutant(breaks="autograd.anomaly.nan_raises")
+def anomaly_error_does_not_name_the_function(mp):
+    # The NaN is reported, but not which backward function produced it.
+    def make(orig):
+        def backward(self, *args, **kwargs):
+            try:
+                return orig(self, *args, **kwargs)
+            except RuntimeError as exc:
+                if "returned nan values" in str(exc):
+                    raise RuntimeError("a backward function returned nan values") from None
+                raise
+        return backward
+    wrap(mp, T, "backward", make)
+
+
+@mutant(breaks="autograd.anomaly.forward_traceback")
+def detect_anomaly_without_forward_traceback(mp):
+    # Anomaly mode is switched on only for backward: forward records no traceback.
+    original = torch.autograd.detect_anomaly
+
+    class Late(original):
+        def __enter__(self):
+            return None
+
+        def __exit__(self, *exc):
+            return None
+
+    def make(orig):
+        def backward(self, *args, **kwargs):
+            with original():
+                return orig(self, *args, **kwargs)
+        return backward
+    mp.setattr(torch.autograd, "detect_anomaly", Late)
+    wrap(mp, T, "backward", make)
+
+
+@mutant(breaks="autograd.anomaly.check_nan_false")
+def check_nan_false_ignored(mp):
+    original = torch.autograd.detect_anomaly
+    mp.setattr(torch.autograd, "detect_anomaly", lambda check_nan=True: original(True))
