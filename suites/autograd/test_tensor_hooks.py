@@ -21,8 +21,8 @@ def _w(device, dtype=torch.float32, values=(2.0, 3.0)):
 @behavior("autograd.tensor_hooks.replace_gradient")
 @given(w=arrays(shapes()))
 @example(w=np.array([2.0, 3.0]))
-def test_hook_on_a_leaf_replaces_the_accumulated_gradient(device, dtype, w):
-    wt = torch.tensor(w, device=device, dtype=dtype, requires_grad=True)
+def test_hook_on_a_leaf_replaces_the_accumulated_gradient(device, w):
+    wt = torch.tensor(w, device=device, requires_grad=True)
     wt.register_hook(lambda grad: grad * 3)
     (10 * wt**2 + 25).sum().backward()
     assert_close(wt.grad, 3 * oracles.square_scaled(w)[1], what="hooked dz/dw")
