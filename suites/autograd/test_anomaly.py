@@ -5,6 +5,7 @@ sqrt(w) * 0 at w = 0 is the NaN: the gradient reaching sqrt is 0, and SqrtBackwa
 0 / (2 sqrt(0)) = 0 / 0.
 """
 
+import inspect
 import math
 import os
 import warnings
@@ -99,6 +100,4 @@ def test_check_nan_false_keeps_anomaly_mode_without_raising(device):
 
 def _line():
     """The caller's current line number."""
-    import inspect
-
     return inspect.currentframe().f_back.f_lineno

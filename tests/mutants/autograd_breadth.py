@@ -192,19 +192,36 @@ def tensor_hook_handle_remove_does_nothing(mp):
 
 
 @mutant(breaks="autograd.tensor_hooks.retain_grad_sees_hooked")
-def retain_grad_is_an_ordinary_hook(mp):
-    # retain_grad() as 1.13 had it: a hook in registration order, blind to later hooks.
-    def make(orig):
-        def retain_grad(self):
-            if self.is_leaf or getattr(self, "_mutant_retains", False):
-                return orig(self)
-            self._mutant_retains = True
+def retain_grad_ignores_hooks(mp):
+    # The retained .grad is the gradient before any tensor hook, whatever the order: wrong on
+    # both sides of the 2.0 change (1.13 applied the hooks registered before retain_grad).
+    # A capturing hook is made the first hook of every non-leaf that gets hooks or retains.
+    register = T.register_hook
 
-            def store(grad, tensor=self):
+    def capture(tensor):
+        if getattr(tensor, "_mutant_capture", False):
+            return
+        tensor._mutant_capture = True
+
+        def store(grad, tensor=tensor):
+            if getattr(tensor, "_mutant_retains", False):
                 grad = grad.detach().clone()
                 tensor.grad = grad if tensor.grad is None else tensor.grad + grad
-            self.register_hook(store)
+        register(tensor, store)
+
+    def register_hook(self, hook):
+        if not self.is_leaf:
+            capture(self)
+        return register(self, hook)
+
+    def make(orig):
+        def retain_grad(self):
+            if self.is_leaf:
+                return orig(self)
+            capture(self)
+            self._mutant_retains = True
         return retain_grad
+    mp.setattr(T, "register_hook", register_hook)
     wrap(mp, T, "retain_grad", make)
 
 
