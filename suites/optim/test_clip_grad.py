@@ -106,8 +106,8 @@ def test_norm_of_a_model_gradient_after_backward(device):
 @example(grads=_example_grads(), norm_type=2.0)
 @example(grads=[np.array([0.3, -0.4])], norm_type=2.0)
 def test_gradients_are_scaled_in_place_exactly_when_the_norm_exceeds_max_norm(
-        device, dtype, grads, norm_type):
-    params = _params(grads, device, dtype)
+        device, grads, norm_type):
+    params = _params(grads, device)
     before = [p.grad for p in params]
     total = _utils().clip_grad_norm_(params, max_norm=1.0, norm_type=norm_type)
     want_total, want_grads = oracle.clip_grad_norm(grads, 1.0, norm_type)
@@ -121,12 +121,22 @@ def test_gradients_are_scaled_in_place_exactly_when_the_norm_exceeds_max_norm(
 
 
 @behavior("optim.clip_grad.scales_when_above")
-def test_gradients_below_max_norm_are_bit_for_bit_unchanged(device):
+def test_gradients_below_max_norm_are_bit_for_bit_unchanged(device, dtype):
     grads = [np.array([0.25, -0.5]), np.array([[0.125]])]
-    params = _params(grads, device)
+    params = _params(grads, device, dtype)
     _utils().clip_grad_norm_(params, max_norm=2.0)
     for p, g in zip(params, grads):
-        assert to_numpy(p.grad).tolist() == g.tolist()
+        assert p.grad.dtype == dtype and to_numpy(p.grad).tolist() == g.tolist()
+
+
+@behavior("optim.clip_grad.scales_when_above")
+def test_documented_scaling_in_each_dtype(device, dtype):
+    params = _params(_example_grads(), device, dtype)  # 2-norm 13
+    total = _utils().clip_grad_norm_(params, max_norm=1.0)
+    _, want = oracle.clip_grad_norm(_example_grads(), 1.0)
+    assert_close(total, 13.0, what="2-norm")
+    for p, w in zip(params, want):
+        assert_close(p.grad, w, what="gradient * 1 / (13 + 1e-6)")
 
 
 # -- error_if_nonfinite -----------------------------------------------------------------------
