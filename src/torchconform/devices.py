@@ -13,6 +13,15 @@ from typing import Callable, List, Optional
 import pytest
 import torch
 
+from . import adapters
+from .adapters import DeviceAdapter, privateuse1_name
+from .adapters.cuda import gpu_for_worker
+
+__all__ = ["TESTED", "tested", "DeviceError", "adapter", "why_unavailable",
+           "available_device_types", "parse_device", "resolve_devices", "supports_float64",
+           "synchronizer", "synchronize", "gpu_for_worker", "pin_xdist_worker",
+           "privateuse1_name", "PINNED_TYPE", "is_pinned_type"]
+
 #: Where the plugin keeps the devices resolved at configure time (read them with tested()).
 TESTED = pytest.StashKey[List[str]]()
 
@@ -22,103 +31,27 @@ def tested(config: pytest.Config) -> List[str]:
     return list(config.stash.get(TESTED, []))
 
 
-# Device types torch can name but that hold no data or are not execution targets.
-_NOT_TARGETS = {
-    "meta": "meta tensors have shapes but no data, so value checks cannot run on them",
-    "hip": "ROCm builds of torch use the 'cuda' device type: pass --device cuda",
-}
-
-
 class DeviceError(ValueError):
     """A --device value that cannot be tested; the message names the device and says why."""
 
 
-def privateuse1_name() -> str:
-    """The name the PrivateUse1 backend registered (e.g. 'npu'), or 'privateuseone'."""
-    getter = getattr(torch._C, "_get_privateuse1_backend_name", None)
-    return getter() if getter is not None else "privateuseone"
-
-
-def _backend_module(device_type: str):
-    """torch.<type> for accelerators that expose is_available() (cuda, xpu, mps via
-    torch.backends, mtia, a renamed PrivateUse1 backend, ...), or None."""
-    if device_type == "mps":
-        return getattr(torch.backends, "mps", None)
-    module = getattr(torch, device_type, None)
-    return module if callable(getattr(module, "is_available", None)) else None
-
-
-def _build_name() -> str:
-    if getattr(torch.version, "hip", None):
-        return f"a ROCm {torch.version.hip} build"
-    if getattr(torch.version, "cuda", None):
-        return f"a CUDA {torch.version.cuda} build"
-    return "a CPU-only build"
+def adapter(device) -> DeviceAdapter:
+    """The adapter of a device (torch.device, 'cuda:1' or a type): see adapters/."""
+    return adapters.adapter_for(device)
 
 
 def why_unavailable(device: torch.device) -> Optional[str]:
     """None when `device` can run tests, otherwise a sentence saying why not."""
-    kind = device.type
-    if kind == "cpu":
-        return None if device.index in (None, 0) else f"{device} does not exist: use 'cpu'"
-    if kind in _NOT_TARGETS:
-        return _NOT_TARGETS[kind]
-    if kind == "cuda":
-        if not (getattr(torch.version, "cuda", None) or getattr(torch.version, "hip", None)):
-            return f"torch {torch.__version__} is a CPU-only build (no CUDA or ROCm support)"
-        if not torch.cuda.is_available():
-            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-            extra = f"; CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
-            return (f"torch {torch.__version__} is {_build_name()} but torch.cuda.is_available() "
-                    f"is False: no usable GPU or driver{extra}")
-    elif kind == "mps":
-        mps = torch.backends.mps
-        if not mps.is_built():
-            return f"torch {torch.__version__} was built without MPS support"
-        if not mps.is_available():
-            return "MPS is built but not available (it needs macOS 12.3+ on Apple silicon)"
-    else:
-        module = _backend_module(kind)
-        if module is None:
-            if kind == privateuse1_name() or kind == "privateuseone":
-                return (f"no PrivateUse1 backend named {kind!r} is loaded: import its package "
-                        f"first (see --backend-module)")
-            return (f"torch {torch.__version__} has no torch.{kind}.is_available(), so "
-                    f"torchconform cannot tell whether {kind!r} works")
-        if not module.is_available():
-            return f"torch.{kind}.is_available() is False on this machine"
-    if device.index is not None and kind != "cpu":
-        count = _device_count(kind)
-        if count is not None and device.index >= count:
-            return f"{device} does not exist: torch sees {count} {kind} device(s)"
-    return None
-
-
-def _device_count(kind: str) -> Optional[int]:
-    if kind == "cuda":
-        return torch.cuda.device_count()
-    module = _backend_module(kind)
-    counter = getattr(module, "device_count", None)
-    return counter() if callable(counter) else None
+    return adapter(device).why_unavailable(device.index)
 
 
 def available_device_types() -> List[str]:
     """cpu plus every accelerator type this torch and machine can run, in a stable order."""
-    found = ["cpu"]
-    candidates = ["cuda", "xpu", "mps", "mtia", privateuse1_name()]
-    accelerator = getattr(torch, "accelerator", None)
-    try:
-        current = accelerator.current_accelerator() if (
-            accelerator is not None and accelerator.is_available()) else None
-    except RuntimeError:  # torch 2.6 raises for a PrivateUse1 backend without C++ hooks
-        current = None
-    if current is not None:
-        candidates.append(current.type)
-    for kind in candidates:
-        if kind in found or kind == "privateuseone":
-            continue
+    found = []
+    for kind in adapters.candidate_types():
         try:
-            if why_unavailable(torch.device(kind)) is None:
+            chosen = adapter(kind)
+            if chosen.discoverable and chosen.why_unavailable(None) is None:
                 found.append(kind)
         except RuntimeError:  # a name this torch does not know
             continue
@@ -156,23 +89,14 @@ def resolve_devices(text: Optional[str]) -> List[str]:
 
 
 def supports_float64(device: str) -> bool:
-    """MPS has no float64; every other target does."""
-    return torch.device(device).type != "mps"
+    """Whether the device has float64 (its adapter's FLOAT64 capability)."""
+    return adapter(device).lacks(adapters.FLOAT64) is None
 
 
 def synchronizer(device: str) -> Optional[Callable[[], None]]:
     """The call that waits for `device`'s queued work (torch.cuda.synchronize, ...), a no-op
     for the synchronous CPU, or None when the backend has no synchronize()."""
-    kind = torch.device(device).type
-    if kind == "cpu":
-        return _nothing_queued
-    module = _backend_module(kind) if kind != "mps" else getattr(torch, "mps", None)
-    sync = getattr(module, "synchronize", None)
-    return sync if callable(sync) else None
-
-
-def _nothing_queued() -> None:
-    """CPU operators return when their work is done: nothing to wait for."""
+    return adapter(device).synchronizer()
 
 
 def synchronize(device: str) -> bool:
@@ -184,12 +108,13 @@ def synchronize(device: str) -> bool:
     return True
 
 
-def gpu_for_worker(worker_id: str, visible: List[str]) -> Optional[str]:
-    """The GPU an xdist worker ('gw3') runs on: workers take the visible GPUs round-robin."""
-    if not visible:
-        return None
-    digits = "".join(ch for ch in worker_id if ch.isdigit())
-    return visible[int(digits or 0) % len(visible)]
+#: The device type whose xdist workers are pinned to one device each (see pin_xdist_worker).
+PINNED_TYPE = "cuda"
+
+
+def is_pinned_type(device: str) -> bool:
+    """Does `device` ('cuda:1', 'cpu') belong to the type whose workers are pinned?"""
+    return bool(device) and device.split(":")[0] == PINNED_TYPE
 
 
 def pin_xdist_worker(device_option: Optional[str], environ=os.environ) -> Optional[str]:
@@ -200,23 +125,6 @@ def pin_xdist_worker(device_option: Optional[str], environ=os.environ) -> Option
     if not worker:
         return None
     tokens = [t.strip() for t in (device_option or "").split(",") if t.strip()]
-    if tokens and "cuda" not in tokens:
+    if tokens and PINNED_TYPE not in tokens:
         return None
-    if not (getattr(torch.version, "cuda", None) or getattr(torch.version, "hip", None)):
-        return None
-    variable = "HIP_VISIBLE_DEVICES" if getattr(torch.version, "hip", None) else (
-        "CUDA_VISIBLE_DEVICES")
-    listed = environ.get(variable, environ.get("CUDA_VISIBLE_DEVICES"))
-    if listed is not None:
-        visible = [v.strip() for v in listed.split(",") if v.strip()]
-    else:
-        visible = [str(i) for i in range(torch.cuda.device_count())]
-    chosen = gpu_for_worker(worker, visible)
-    if chosen is None:
-        return None
-    environ[variable] = chosen
-    for cached in (torch.cuda.device_count, getattr(torch.cuda, "_device_count_nvml", None)):
-        clear = getattr(cached, "cache_clear", None)  # older torch cached the count
-        if clear is not None:
-            clear()
-    return chosen
+    return adapter(PINNED_TYPE).pin_worker(worker, environ)

@@ -22,7 +22,9 @@ from typing import List, Optional
 import pytest
 import torch
 
-from . import devices, expectations, isolation, modes, profiles, protocol, versions
+from . import capabilities, devices, expectations, isolation, modes, profiles, protocol, versions
+from .adapters import FLOAT64
+from .adapters.cuda import build_name
 from .behaviors import CatalogError, load_catalog
 from .modes import compiler, mode  # noqa: F401 - fixtures of the execution modes
 from .outcomes import CrashAttribution, RunCounter
@@ -36,7 +38,7 @@ pytest_plugins = ["torchconform.timing", "torchconform.distributed"]
 
 _PREVIOUS_PROFILE = pytest.StashKey[Optional[str]]()
 _MOVED = pytest.StashKey[Path]()
-_GPU = pytest.StashKey[str]()
+_GPU = pytest.StashKey[str]()  # the GPU this xdist worker was pinned to (device type "cuda")
 _EXPECTATIONS = pytest.StashKey[dict]()
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -124,6 +126,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if timeout is None and config.pluginmanager.hasplugin("timeout"):
             timeout = float(config.getini("timeout") or 0) or None
         config.pluginmanager.register(CrashAttribution(config, timeout), "torchconform-crashes")
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(
+            capabilities.MissingCapabilitySummary(config.stash[devices.TESTED]),
+            "torchconform-capabilities")
     moved = configure_reports(config, config.stash[devices.TESTED], _suite_roots(config))
     if moved is not None:
         config.stash[_MOVED] = moved
@@ -178,9 +184,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> List[str]:
     gpu = config.stash.get(_GPU, None)
+    tested = [f"{d} ({devices.adapter(d).backend()})" if devices.adapter(d).type != "cpu"
+              else d for d in devices.tested(config)]
     return [
-        f"torchconform: torch {versions.TORCH_VERSION} ({devices._build_name()}), "
-        f"devices: {', '.join(devices.tested(config))}, modes: {', '.join(modes.selected(config))}"
+        f"torchconform: torch {versions.TORCH_VERSION} ({build_name()}), "
+        f"devices: {', '.join(tested)}, modes: {', '.join(modes.selected(config))}"
         f"{f' (this worker: GPU {gpu})' if gpu is not None else ''}, "
         f"hypothesis profile: {getattr(config, 'hypothesis_profile_name', '?')}, "
         f"seed: {config.getoption('torch_seed')}"
@@ -245,7 +253,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
             protocol.record(item, protocol.DTYPE, _dtype_name(params["dtype"]))
         modes.record(item)
         gpu = config.stash.get(_GPU, None)
-        if gpu is not None and str(params.get("device", "")).startswith("cuda"):
+        if gpu is not None and devices.is_pinned_type(str(params.get("device", ""))):
             protocol.record(item, protocol.GPU, gpu)
         if entry.since and not versions.torch_at_least(entry.since):
             protocol.mark_not_applicable(item, (
@@ -287,10 +295,7 @@ def _select_behaviors(config: pytest.Config, items: List[pytest.Item], catalog) 
 def device(request: pytest.FixtureRequest) -> torch.device:
     """The device under test; every suite test takes it, so ids read `test_x[cpu]`."""
     dev = torch.device(request.param)
-    if dev.type == "cuda" and dev.index is not None:
-        with torch.cuda.device(dev.index):
-            yield dev
-    else:
+    with devices.adapter(dev).device_context(dev):
         yield dev
     # Asynchronous devices report kernel errors late: make them surface in this test.
     devices.synchronize(str(dev))
@@ -301,9 +306,7 @@ def dtype(request: pytest.FixtureRequest) -> torch.dtype:
     """A floating dtype (float32, float64) for tests whose behavior ranges over dtypes."""
     value = request.param
     if value == torch.float64 and "device" in request.fixturenames:
-        dev = request.getfixturevalue("device")
-        if not devices.supports_float64(str(dev)):
-            protocol.not_applicable(f"{dev.type} has no float64", request.node)
+        capabilities.requires(request.getfixturevalue("device"), FLOAT64, request.node)
     return value
 
 

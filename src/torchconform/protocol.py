@@ -16,6 +16,7 @@ Keys (one value each, except GATE and NOTE, which may repeat):
     gpu             GPU index an xdist worker was pinned to
     gate            "torch>=X: yes|no", one per version gate the test passed through
     not_applicable  why the behavior cannot be checked here (API too new, capability missing)
+    capability      the device capability whose absence made the test not applicable
     departure       a JSON text: values that departed (device value, CPU value, oracle)
     reproduce       a script reproducing a failure outside pytest
 """
@@ -36,6 +37,7 @@ MODE = "mode"
 GPU = "gpu"
 GATE = "gate"
 NOT_APPLICABLE = "not_applicable"
+CAPABILITY = "capability"
 DEPARTURE = "departure"
 REPRODUCE = "reproduce"
 

@@ -115,7 +115,7 @@ def make_timer(device: str) -> Tuple[Timer, Optional[str]]:
     """(timer, problem) for benchmarks on `device`: a clock that first waits for the device's
     queued work, and None, or why its readings are not run times."""
     kind = torch.device(device).type
-    if kind == "cpu":  # CPU operators return when done: the plain clock is right
+    if not devices.adapter(device).asynchronous:  # operators return when done: plain clock
         return time.perf_counter, None
     sync = devices.synchronizer(device)
     if sync is None:
@@ -325,20 +325,8 @@ def copy_bandwidth(config: pytest.Config, device: str, numel: int,
 
 
 def free_memory(device: str) -> Optional[int]:
-    """Bytes free on `device` (MemAvailable for the CPU), or None if unknown."""
-    kind = torch.device(device).type
-    if kind == "cpu":
-        try:
-            with open("/proc/meminfo") as meminfo:
-                for line in meminfo:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            return None
-        return None
-    if kind == "cuda":
-        return torch.cuda.mem_get_info(torch.device(device))[0]
-    return None
+    """Bytes free on `device` (MemAvailable for the CPU), or None if unknown (its adapter's)."""
+    return devices.adapter(device).free_memory(torch.device(device))
 
 
 def require_memory(device: str, nbytes: int) -> None:

@@ -9,7 +9,7 @@ import torch
 from hypothesis import example, given
 from torch import nn
 
-from torchconform import behavior, since
+from torchconform import SERIALIZATION, behavior, requires, since
 from torchconform.seed_models import LinearModel
 from torchconform.strategies import DEEP_TREE, build, module_trees, state_dict_keys
 
@@ -172,6 +172,7 @@ def test_load_with_mismatched_shape_raises(device):
 @given(spec=module_trees(max_depth=2))
 @example(spec=DEEP_TREE)
 def test_torch_save_and_load_of_a_state_dict_restores_an_equal_module(device, spec):
+    requires(device, SERIALIZATION)
     source, target = build(spec, device), build(spec, device)
     buffer = io.BytesIO()
     torch.save(source.state_dict(), buffer)
@@ -214,6 +215,7 @@ def _saved(obj) -> io.BytesIO:
 
 @behavior("module.state_dict.torch_load_weights_only_default")
 def test_torch_load_default_refuses_a_pickled_module_from_2_6(device):
+    requires(device, SERIALIZATION)
     saved = LinearModel().to(device)  # a whole module, as older tutorials saved models
     with warnings.catch_warnings():
         # 2.4-2.5 also warn here; module.state_dict.torch_load_future_warning asserts that.
@@ -232,6 +234,7 @@ def test_torch_load_default_refuses_a_pickled_module_from_2_6(device):
 
 @behavior("module.state_dict.torch_load_future_warning")
 def test_torch_load_without_weights_only_warns_on_2_4_and_2_5_only(device):
+    requires(device, SERIALIZATION)
     saved = LinearModel().to(device).state_dict()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

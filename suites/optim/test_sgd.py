@@ -16,7 +16,16 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from torchconform import assert_close, behavior, not_applicable, oracles, since, to_numpy
+from torchconform import (
+    FUSED_OPTIMIZERS,
+    assert_close,
+    behavior,
+    not_applicable,
+    oracles,
+    requires,
+    since,
+    to_numpy,
+)
 from torchconform.strategies import generators, shapes, signed_values
 
 STEPS = 4
@@ -258,39 +267,13 @@ def test_foreach_implementation_matches_the_for_loop(device, dtype, trajectory, 
     _implementations_agree(device, dtype, trajectory, options, foreach=True)
 
 
-def _fused_available(device):
-    """True if this torch has fused SGD for the device, False (after asserting the refusal)
-    if it has not, None for backends whose availability the documentation does not state."""
-    if device.type == "cpu":
-        if since("2.4"):  # CPU fused optimizer kernels arrived in 2.4; CUDA had them from 2.3
-            return True
-        p = torch.zeros(1, device=device, requires_grad=True)
-        p.grad = torch.ones(1, device=device)
-        with pytest.raises(RuntimeError, match="fused"):
-            torch.optim.SGD([p], lr=0.1, fused=True).step()
-        return False
-    if device.type == "cuda":
-        return True
-    return None
-
-
 @behavior("optim.sgd.fused_matches_for_loop")
 @given(trajectory=trajectories(), options=sgd_options())
 @example(trajectory=SEED_TRAJECTORY, options=ALL_OPTIONS)
 @example(trajectory=MANY_TRAJECTORY, options=ALL_OPTIONS)
 @example(trajectory=SEED_TRAJECTORY, options=DAMPENED)
 def test_fused_implementation_matches_the_for_loop(device, dtype, trajectory, options):
-    available = _fused_available(device)
-    if available is False:
-        return  # the refusal was asserted
-    if available is None:  # another backend: the documentation lists no devices
-        try:
-            _implementations_agree(device, dtype, trajectory, options, fused=True)
-        except RuntimeError as exc:
-            if "supported devices" in str(exc):
-                not_applicable(f"no fused SGD for {device.type} ({exc})")
-            raise
-        return
+    requires(device, FUSED_OPTIMIZERS)  # the device's adapter knows where fused kernels exist
     _implementations_agree(device, dtype, trajectory, options, fused=True)
 
 

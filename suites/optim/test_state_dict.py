@@ -7,7 +7,7 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from torchconform import assert_close, behavior, oracles, since, to_numpy
+from torchconform import SERIALIZATION, assert_close, behavior, oracles, requires, since, to_numpy
 from torchconform.strategies import arrays
 
 OPTIONS = dict(lr=0.1, momentum=0.9, dampening=0.25, weight_decay=0.05)
@@ -52,6 +52,7 @@ def _saved_and_loaded(sd, device):
     """torch.save / torch.load through memory, as a checkpoint would go. The restricted
     unpickler (weights_only=True) is used where it can read an optimizer state_dict: 1.13's
     rejects the Python floats of the hyperparameters ("Unsupported operand 71")."""
+    requires(device, SERIALIZATION)
     buffer = io.BytesIO()
     torch.save(sd, buffer)
     buffer.seek(0)

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from .. import __version__
+from ..adapters import adapter_for, cuda
 
 
 def _run(args: List[str], cwd: Optional[Path] = None) -> Optional[str]:
@@ -32,41 +33,22 @@ def _run(args: List[str], cwd: Optional[Path] = None) -> Optional[str]:
 
 
 def torch_build() -> Dict[str, Any]:
-    cuda = getattr(torch.version, "cuda", None)
-    hip = getattr(torch.version, "hip", None)
-    cudnn = None
-    if cuda or hip:
-        try:
-            cudnn = torch.backends.cudnn.version()
-        except (RuntimeError, AttributeError):
-            cudnn = None
-    return {
-        "version": str(torch.__version__),
-        "git_version": getattr(torch.version, "git_version", None),
-        "build": "rocm" if hip else "cuda" if cuda else "cpu",
-        "cuda": cuda,
-        "hip": hip,
-        "cudnn": cudnn,
-    }
+    """torch's version and its GPU toolkit (build cpu | cuda | rocm; the CUDA adapter knows)."""
+    facts = {"version": str(torch.__version__),
+             "git_version": getattr(torch.version, "git_version", None)}
+    facts.update(cuda.build())
+    return facts
 
 
 def gpus() -> List[Dict[str, Any]]:
-    """Visible CUDA/ROCm GPUs with name, memory and driver (driver from nvidia-smi if any)."""
-    if not torch.cuda.is_available():
-        return []
-    driver = _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
-    drivers = driver.splitlines() if driver else []
-    found = []
-    for index in range(torch.cuda.device_count()):
-        props = torch.cuda.get_device_properties(index)
-        found.append({
-            "index": index,
-            "name": props.name,
-            "memory_gb": round(props.total_memory / 2**30, 1),
-            "capability": f"{props.major}.{props.minor}",
-            "driver": drivers[index] if index < len(drivers) else None,
-        })
-    return found
+    """Visible CUDA/ROCm GPUs with name, memory and driver."""
+    return adapter_for("cuda").gpus()
+
+
+def backends(devices: List[str]) -> Dict[str, Dict[str, Any]]:
+    """Per tested device: the package implementing it (torch, torch_xla 2.9.0, ...) with its
+    runtime facts, and the capabilities it lacks with the adapter's reasons."""
+    return {device: adapter_for(device).describe() for device in devices}
 
 
 def cpu_model() -> str:
@@ -95,6 +77,7 @@ def run_facts(root: Path, devices: List[str]) -> Dict[str, Any]:
         "suite_commit": suite_commit(root),
         "torch": torch_build(),
         "devices": list(devices),
+        "backends": backends(devices),
         "gpus": gpus(),
         "python": platform.python_version(),
         "platform": platform.platform(),

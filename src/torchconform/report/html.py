@@ -35,6 +35,13 @@ class HtmlReport:
                             "rocm": f"ROCm {torch['hip']}"}[torch["build"]]
                            + (f", cuDNN {torch['cudnn']}" if torch["cudnn"] else ""),
             "devices tested": ", ".join(self.facts["devices"]),
+            "backends": "; ".join(
+                f"{device}: {_backend_text(info['backend'])}"
+                for device, info in self.facts.get("backends", {}).items()),
+            "missing capabilities": "; ".join(
+                f"{device}: {capability} ({reason})"
+                for device, info in self.facts.get("backends", {}).items()
+                for capability, reason in info["missing_capabilities"].items()) or "none",
             "GPUs": "; ".join(f"{g['index']}: {g['name']} (driver {g['driver'] or '?'})"
                               for g in self.facts["gpus"]) or "none",
             "CPU": f"{self.facts['cpu']} ({self.facts['cpu_count']} cores, torch threads "
@@ -77,6 +84,12 @@ class HtmlReport:
         if href is not None:
             prefix.append(f'<p class="benchmarks">Benchmarks (python -m torchconform.bench): '
                           f'<a href="{html.escape(href)}">{html.escape(href)}</a></p>')
+
+
+def _backend_text(backend: Dict[str, Any]) -> str:
+    """'torch_xla 2.9.0, PJRT device CPU' from a backend's facts."""
+    text = f"{backend['package']} {backend['version'] or '(version unknown)'}"
+    return f"{text}, {backend['details']}" if backend.get("details") else text
 
 
 #: Where `python -m torchconform.bench` draws its plot, relative to the checkout.

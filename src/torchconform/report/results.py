@@ -104,6 +104,7 @@ class TestRecord:
             "gpu": get(protocol.GPU),
             "outcome": self.outcome or "error",
             "reason": self.reason,
+            "missing_capability": get(protocol.CAPABILITY),
             "duration": round(self.duration, 6),
             "message": self.message,
             "gates": list(get(protocol.GATE, [])),
