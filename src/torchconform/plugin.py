@@ -30,7 +30,8 @@ from .report.session import configure_reports
 
 profiles.register()
 # Benchmark timing (timing.py) adds options, so it must load with this module, not at configure.
-pytest_plugins = ["torchconform.timing"]
+# The contract kit's collection of users' classes (torchconform.contracts) comes with it too.
+pytest_plugins = ["torchconform.timing", "torchconform.contracts.pytest_plugin"]
 
 _PREVIOUS_PROFILE = pytest.StashKey[Optional[str]]()
 _MOVED = pytest.StashKey[Path]()
