@@ -34,7 +34,7 @@ class Momentum(torch.optim.Optimizer):
     def _idle(self, p, group):
         """A parameter without a gradient: nothing to do."""
 
-    def _moves_first(self, p, first_ever):
+    def _moves(self, p):
         return True
 
     def step(self, closure=None):
@@ -57,7 +57,7 @@ class Momentum(torch.optim.Optimizer):
                 loss = closure()
         self._step_count_ = getattr(self, "_step_count_", 0) + 1
         for index, group in enumerate(self.param_groups):
-            for position, p in enumerate(group["params"]):
+            for p in group["params"]:
                 if p.grad is None:
                     self._idle(p, group)
                     continue
@@ -65,10 +65,10 @@ class Momentum(torch.optim.Optimizer):
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = self._new_buffer(p.grad)
                     self._init_state(state)
-                    if not self._moves_first(p, index == 0 and position == 0):
-                        continue
                 else:
                     state["momentum_buffer"].mul_(group["momentum"]).add_(p.grad)
+                if not self._moves(p):
+                    continue
                 p.add_(state["momentum_buffer"], alpha=-self._group_lr(index, group))
         return self._returned(loss)
 
@@ -76,13 +76,14 @@ class Momentum(torch.optim.Optimizer):
         return loss
 
 
-class FirstStepSkips(Momentum):
-    """Creates the first parameter's state on the very first step but forgets to move it."""
+class MatricesOnly(Momentum):
+    """Keeps momentum for every parameter but silently updates matrices only (vectors such as
+    biases never move)."""
 
     breaks = "contract.optimizer.step_plain"
 
-    def _moves_first(self, p, first_ever):
-        return not first_ever
+    def _moves(self, p):
+        return p.dim() > 1
 
 
 class FirstGroupOptions(Momentum):
@@ -295,7 +296,7 @@ class TrainEvalSwitch(Momentum):
             raise RuntimeError("call optimizer.train() before step()")
 
 
-BROKEN_OPTIMIZERS = [FirstStepSkips, FirstGroupOptions, AcceptsAnyGroup, LoadForgetsOptions,
+BROKEN_OPTIMIZERS = [MatricesOnly, FirstGroupOptions, AcceptsAnyGroup, LoadForgetsOptions,
                      ObjectInState, ZeroGradZeros, ClosureLossLost, DecaysIdle, FrozenLr,
                      SwallowsAttributes, InstanceStep, Float32State, Unpicklable,
                      DampenedFirstStep]

@@ -28,6 +28,10 @@ from .config import Spec, contract, resolve
 #: vector (biases), small enough that a contract takes milliseconds.
 SHAPES = ((4, 3), (5,), (2, 3))
 STEPS = 3
+#: Steps a movement check allows: algorithms with a warm-up leave the parameters where they
+#: are for the first few steps (ADOPT and SOAP on step 1, RAdam while the variance estimate is
+#: not yet tractable: 5 steps with beta2 = 0.999).
+MOVE_STEPS = 8
 
 
 def make_params(device, dtype=torch.float32, shapes=SHAPES, seed=0) -> List[torch.Tensor]:
@@ -162,10 +166,12 @@ def step_plain(factory: OptimizerFactory, device) -> None:
     params = make_params(device)
     before = snapshot(params)
     optimizer = factory.plain(params)  # no closure, no mode switch: the documented loop
-    factory.step(optimizer, params, Problem(device), closure=False)
+    for k in range(MOVE_STEPS):
+        factory.step(optimizer, params, Problem(device), seed=k, closure=False)
     for i, (b, p) in enumerate(zip(before, params)):
         assert torch.isfinite(p).all(), f"parameter {i} is not finite after step()"
-        assert _moved(b, p), f"step() did not move parameter {i}, whose gradient is not zero"
+        assert _moved(b, p), f"{MOVE_STEPS} step() calls did not move parameter {i}, whose " \
+                             f"gradient is not zero"
 
 
 @contract("contract.optimizer.param_groups")
@@ -181,11 +187,11 @@ def param_groups(factory: OptimizerFactory, device) -> None:
     for key in optimizer.defaults:
         assert key in optimizer.param_groups[0], f"group 0 lacks default option {key!r}"
     before = snapshot(params)
-    for k in range(STEPS):
+    for k in range(MOVE_STEPS):
         factory.step(optimizer, params, problem, seed=k)
         factory.step(reference, alone, problem, seed=k)
-    assert torch.equal(params[2].detach(), frozen), \
-        "a parameter in a group with lr=0 moved"
+    # Beyond rounding: an update computed with lr=0 may still round (x = c*x + (1-c)*x).
+    assert_close(params[2], frozen, what="a parameter in a group with lr=0 moved")
     assert _moved(before[0], params[0]), "the group with the default lr did not move"
     _assert_params_close(params[:2], alone, "a group next to an lr=0 group stepped unlike the "
                                             "same parameters in an optimizer of their own")
@@ -203,7 +209,7 @@ def add_param_group(factory: OptimizerFactory, device) -> None:
         assert _same(added[key], value), \
             f"the added group's {key!r} is {added[key]!r}, not the default {value!r}"
     before = params[2].detach().clone()
-    factory.run(optimizer, params, Problem(device))
+    factory.run(optimizer, params, Problem(device), steps=MOVE_STEPS)
     assert _moved(before, params[2]), "the parameter of the added group was not stepped"
     # The documented errors (the base class's checks must still run).
     errors = {
@@ -293,13 +299,17 @@ def step_closure(factory: OptimizerFactory, device) -> None:
         losses.append(loss)
         return loss
 
-    returned = optimizer.step(closure)
-    assert losses, "step(closure) never called the closure"
-    assert any(returned is loss or (isinstance(returned, (torch.Tensor, float))
-                                    and float(returned) == float(loss)) for loss in losses), \
-        f"step(closure) returned {returned!r}, not the closure's loss " \
-        f"({', '.join(f'{float(v.detach()):.6g}' for v in losses)})"
-    assert any(_moved(b, p) for b, p in zip(before, params)), "step(closure) moved nothing"
+    for _ in range(MOVE_STEPS):
+        losses.clear()
+        returned = optimizer.step(closure)
+        assert losses, "step(closure) never called the closure"
+        assert any(returned is loss or (isinstance(returned, (torch.Tensor, float))
+                                        and float(returned) == float(loss))
+                   for loss in losses), \
+            f"step(closure) returned {returned!r}, not the closure's loss " \
+            f"({', '.join(f'{float(v.detach()):.6g}' for v in losses)})"
+    assert any(_moved(b, p) for b, p in zip(before, params)), \
+        f"{MOVE_STEPS} step(closure) calls moved nothing"
 
 
 @contract("contract.optimizer.params_without_grad")
@@ -325,17 +335,17 @@ def lr_edit(factory: OptimizerFactory, device) -> None:
     problem = Problem(device)
     optimizer = factory(params)
     lr = _lr(optimizer.param_groups[0], "editing lr")
-    factory.step(optimizer, params, problem, seed=0)
+    factory.run(optimizer, params, problem, steps=MOVE_STEPS)  # past any warm-up
     for group in optimizer.param_groups:
         group["lr"] = 0.0
     held = snapshot(params)
-    factory.step(optimizer, params, problem, seed=1)
+    factory.step(optimizer, params, problem, seed=MOVE_STEPS)
     for i, (h, p) in enumerate(zip(held, params)):
-        assert torch.equal(h, p.detach()), \
-            f"parameter {i} moved after param_groups[...]['lr'] was set to 0 between steps"
+        assert_close(p, h, what=f"parameter {i} moved after param_groups[...]['lr'] was set "
+                                f"to 0 between steps")
     for group in optimizer.param_groups:
         group["lr"] = lr
-    factory.step(optimizer, params, problem, seed=2)
+    factory.step(optimizer, params, problem, seed=MOVE_STEPS + 1)
     assert any(_moved(h, p) for h, p in zip(held, params)), \
         "nothing moved after the lr was set back"
 
