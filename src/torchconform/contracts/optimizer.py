@@ -10,6 +10,7 @@ documented rule of a named torch optimizer as the oracle.
 
 from __future__ import annotations
 
+import collections
 import copy
 import io
 import json
@@ -123,13 +124,17 @@ def _moved(before: torch.Tensor, after: torch.Tensor) -> bool:
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Equal values: tensors elementwise, containers item by item, and objects that define no
+    __eq__ of their own (a projector, a preconditioner) attribute by attribute."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
                 and a.shape == b.shape and torch.equal(a.cpu(), b.cpu()))
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple, collections.deque)) and type(a) is type(b):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if (type(a) is type(b) and type(a).__eq__ is object.__eq__ and hasattr(a, "__dict__")):
+        return _same(vars(a), vars(b))
     return a == b or (a != a and b != b)  # nan options compare equal to themselves
 
 
