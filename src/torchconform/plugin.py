@@ -32,9 +32,11 @@ from .report.repro import reproduction
 from .report.session import configure_reports
 
 profiles.register()
-# Benchmark timing (timing.py) adds options and distributed.py the `ranks` fixture, so they
-# load with this module, not at configure.
-pytest_plugins = ["torchconform.timing", "torchconform.distributed"]
+# Benchmark timing (timing.py) adds options, distributed.py the `ranks` fixture and the contract
+# kit (contracts/pytest_plugin.py) its collection of users' classes, so they load with this
+# module, not at configure.
+pytest_plugins = ["torchconform.timing", "torchconform.distributed",
+                  "torchconform.contracts.pytest_plugin"]
 
 _PREVIOUS_PROFILE = pytest.StashKey[Optional[str]]()
 _MOVED = pytest.StashKey[Path]()

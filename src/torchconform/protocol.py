@@ -19,6 +19,8 @@ Keys (one value each, except GATE and NOTE, which may repeat):
     capability      the device capability whose absence made the test not applicable
     departure       a JSON text: values that departed (device value, CPU value, oracle)
     reproduce       a script reproducing a failure outside pytest
+    subject         the class under test of a contract test (torchconform.contracts)
+    deviation       why a contract test's class declares it breaks the contract
 """
 
 from __future__ import annotations
@@ -40,12 +42,18 @@ NOT_APPLICABLE = "not_applicable"
 CAPABILITY = "capability"
 DEPARTURE = "departure"
 REPRODUCE = "reproduce"
+SUBJECT = "subject"
+DEVIATION = "deviation"
 
 #: Keys that may occur more than once on a test (all others: the last value counts).
 REPEATED = (GATE,)
 
 #: Outcome name (results, matrix) and the prefix of the skip message shown to people.
 NOT_APPLICABLE_OUTCOME = "not applicable"
+
+#: Outcome of a contract test whose class declares that it breaks the contract (a strict
+#: xfail carrying a DEVIATION fact): neither a pass nor a known failure of torch.
+DECLARED_DEVIATION_OUTCOME = "declared deviation"
 
 #: The pytest item whose setup or body is running (set by the plugin), so helpers called from
 #: a test or fixture (since(), not_applicable(), the differential comparison) can record facts.

@@ -28,7 +28,8 @@ class ReportError(ValueError):
 # Cell states, worst first: a column's cell shows the worst outcome among its tests.
 STATES = ["fail", "xpass", "xfail", "pass", "skip", "n/a"]
 _OUTCOME_STATE = {"failed": "fail", "error": "fail", "xpassed": "xpass", "xfailed": "xfail",
-                  "passed": "pass", "skipped": "skip", "not applicable": "n/a"}
+                  "passed": "pass", "skipped": "skip", "not applicable": "n/a",
+                  "declared deviation": "xfail"}
 _SYMBOL = {"fail": "✗", "xpass": "!", "xfail": "⚠", "pass": "✓", "skip": "∅", "n/a": "–",
            None: "·"}
 _LABEL = {"fail": "fail", "xpass": "unexpected pass", "xfail": "known failure",

@@ -22,7 +22,7 @@ from .. import protocol
 SCHEMA = "torchconform-results"
 SCHEMA_VERSION = 1
 OUTCOMES = ("passed", "failed", "error", "skipped", protocol.NOT_APPLICABLE_OUTCOME, "xfailed",
-            "xpassed")
+            "xpassed", protocol.DECLARED_DEVIATION_OUTCOME)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -78,7 +78,9 @@ class TestRecord:
         xfail = hasattr(report, "wasxfail")
         if report.skipped:
             if xfail:
-                self.outcome, self.reason = "xfailed", report.wasxfail or None
+                declared = protocol.DEVIATION in self.props
+                self.outcome = protocol.DECLARED_DEVIATION_OUTCOME if declared else "xfailed"
+                self.reason = report.wasxfail or None
             elif self.outcome is None:
                 na = protocol.NOT_APPLICABLE in found
                 self.outcome = protocol.NOT_APPLICABLE_OUTCOME if na else "skipped"
@@ -109,6 +111,8 @@ class TestRecord:
             "message": self.message,
             "gates": list(get(protocol.GATE, [])),
             "reproduce": get(protocol.REPRODUCE),
+            "subject": get(protocol.SUBJECT),
+            "departure": get(protocol.DEPARTURE),
         }
 
 

@@ -53,7 +53,11 @@ def configure_reports(config: pytest.Config, devices: List[str],
 
 
 def _is_conformance_run(config: pytest.Config, roots: List[Path]) -> bool:
-    """Does any path this run was given lie inside, or contain, a suite folder?"""
+    """Does any path this run was given lie inside, or contain, a suite folder? Or does a
+    conftest.py list classes for the contract kit (pytest_torchconform_contracts)?"""
+    hook = getattr(config.hook, "pytest_torchconform_contracts", None)
+    if hook is not None and hook.get_hookimpls():
+        return True
     for arg in config.args:
         path = (config.invocation_params.dir / arg.split("::", 1)[0]).resolve()
         if any(path == r or r in path.parents or path in r.parents for r in roots):
