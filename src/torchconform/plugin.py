@@ -7,6 +7,7 @@ isolation.py     known start state per test    -> autouse fixture
 profiles.py      Hypothesis profiles           -> --hypothesis-profile (Hypothesis' own option)
 expectations.py  --xfails-file / --skips-file  -> xfail / skip markers at collection
 outcomes.py      empty runs fail; crashed xdist workers -> that test failed
+differential.py  a failure on a non-CPU device -> rerun on the CPU, DEPARTURE fact
 report/          run facts, JSON, HTML columns, reproduction scripts
 
 Per-test facts (behavior, area, device, dtype, gates, ...) are written and read only through
@@ -22,7 +23,7 @@ from typing import List, Optional
 import pytest
 import torch
 
-from . import devices, expectations, isolation, profiles, protocol, versions
+from . import devices, differential, expectations, isolation, profiles, protocol, versions
 from .behaviors import CatalogError, load_catalog
 from .outcomes import CrashAttribution, RunCounter
 from .report.repro import reproduction
@@ -36,6 +37,7 @@ _PREVIOUS_PROFILE = pytest.StashKey[Optional[str]]()
 _MOVED = pytest.StashKey[Path]()
 _GPU = pytest.StashKey[str]()
 _EXPECTATIONS = pytest.StashKey[dict]()
+_DEVICE_RUN = pytest.StashKey[differential.DeviceRun]()
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
@@ -326,9 +328,57 @@ def pytest_runtest_setup(item: pytest.Item):
 def pytest_runtest_call(item: pytest.Item):
     token = protocol.current_item.set(item)
     try:
-        yield
+        if _differential_device(item) is None:
+            yield
+        else:  # record what assert_close compared, for the CPU rerun of a failure
+            run = item.stash[_DEVICE_RUN] = differential.DeviceRun()
+            with run.watching(item.obj):
+                yield
     finally:
         protocol.current_item.reset(token)
+
+
+def _differential_device(item: pytest.Item) -> Optional[str]:
+    """The device of a conformance test that runs on something other than the reference CPU
+    (the differential applies to it), else None."""
+    if item.get_closest_marker("behavior") is None:
+        return None
+    callspec = getattr(item, "callspec", None)
+    device = callspec.params.get("device") if callspec is not None else None
+    return None if device is None or str(device) == differential.REFERENCE else str(device)
+
+
+def _compare_with_cpu(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A failed call on a non-CPU device: rerun the test's body on the CPU, pair the values
+    both runs compared with their oracles, and record the verdict (DEPARTURE fact)."""
+    run = item.stash.get(_DEVICE_RUN, None)
+    if run is None or report.when != "call":
+        return
+    kwargs = run.kwargs
+    if kwargs is None:
+        kwargs = {name: item.funcargs[name] for name in item._fixtureinfo.argnames
+                  if name in item.funcargs}
+    seed = item.config.getoption("torch_seed")
+    snapshot = isolation.capture()
+    try:
+        cpu = differential.rerun_on_cpu(item.obj, kwargs, lambda: isolation.start_state(seed))
+    finally:
+        isolation.restore(snapshot)
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = crash.message if crash is not None else str(report.longrepr)[-500:]
+    departure = differential.compare(_differential_device(item), run.observations, cpu,
+                                     message.splitlines()[0] if message else "")
+    protocol.record(report, protocol.DEPARTURE, differential.to_json(departure))
+    text = differential.as_text(departure)
+    report.sections.append(("differential against CPU", text))
+    _html_extra(item, report, "differential.txt", text)
+
+
+def _html_extra(item: pytest.Item, report: pytest.TestReport, name: str, text: str) -> None:
+    if item.config.pluginmanager.hasplugin("html"):
+        from pytest_html import extras
+
+        report.extras = list(getattr(report, "extras", [])) + [extras.text(text, name=name)]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -339,6 +389,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = outcome.get_result()
     if not report.failed or item.get_closest_marker("behavior") is None:
         return
+    _compare_with_cpu(item, report)
     callspec = getattr(item, "callspec", None)
     notes = getattr(call.excinfo.value, "__notes__", []) if call.excinfo else []
     script = reproduction(Path(str(item.path)), getattr(item, "originalname", item.name),
@@ -347,11 +398,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if script is None:
         return
     protocol.record(report, protocol.REPRODUCE, script)
-    if item.config.pluginmanager.hasplugin("html"):
-        from pytest_html import extras
-
-        report.extras = list(getattr(report, "extras", [])) + [
-            extras.text(script, name="reproduce.py")]
+    _html_extra(item, report, "reproduce.py", script)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

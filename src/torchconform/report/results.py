@@ -57,6 +57,13 @@ def _message(report: pytest.TestReport) -> str:
     return str(report.longrepr or "")[-2000:]
 
 
+def _json_fact(text: Optional[str]) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
 class TestRecord:
     """Folds the setup/call/teardown reports of one test into one outcome."""
 
@@ -107,6 +114,7 @@ class TestRecord:
             "message": self.message,
             "gates": list(get(protocol.GATE, [])),
             "reproduce": get(protocol.REPRODUCE),
+            "departure": _json_fact(get(protocol.DEPARTURE)),
         }
 
 
