@@ -18,6 +18,11 @@ Keys (one value each, except GATE and NOTE, which may repeat):
     not_applicable  why the behavior cannot be checked here (API too new, capability missing)
     departure       a JSON text: values that departed (device value, CPU value, oracle)
     reproduce       a script reproducing a failure outside pytest
+    isolation       a JSON text: the failure rerun alone in a fresh process ("fails alone" or
+                    "fails only after other tests", and the smallest set of preceding tests)
+    call            a JSON text: file, function and parameter reprs of the test (what a
+                    reproducer needs to replay it as a preceding test)
+    crash_stack     the Python stacks faulthandler wrote when the test crashed its worker
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ GATE = "gate"
 NOT_APPLICABLE = "not_applicable"
 DEPARTURE = "departure"
 REPRODUCE = "reproduce"
+ISOLATION = "isolation"
+CALL = "call"
+CRASH_STACK = "crash_stack"
 
 #: Keys that may occur more than once on a test (all others: the last value counts).
 REPEATED = (GATE,)
