@@ -25,7 +25,7 @@ import torch
 
 from . import devices, differential, expectations, isolation, profiles, protocol, versions
 from .behaviors import CatalogError, load_catalog
-from .outcomes import CrashAttribution, RunCounter
+from .outcomes import CRASH_DIR, CrashAttribution, NativeStacks, RunCounter
 from .report.repro import reproduction
 from .report.session import configure_reports
 
@@ -143,6 +143,9 @@ def _configure_xdist_worker(config: pytest.Config) -> None:
     reports the test as failed and starts a new worker."""
     if not hasattr(config, "workerinput"):
         return
+    crash_dir = config.workerinput.get(CRASH_DIR)
+    if crash_dir:
+        config.pluginmanager.register(NativeStacks(crash_dir), "torchconform-native-stacks")
     gpu = devices.pin_xdist_worker(config.getoption("device"))
     if gpu is not None:
         config.stash[_GPU] = gpu

@@ -55,7 +55,9 @@ def _message(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None:
         return crash.message
-    return str(report.longrepr or "")[-2000:]
+    text = str(report.longrepr or "")
+    # A crashed worker's text (CrashAttribution) leads with what happened; others end with it.
+    return text[:2000] if getattr(report, "crashed", False) else text[-2000:]
 
 
 def _json_fact(text: Optional[str]) -> Any:

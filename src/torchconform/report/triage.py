@@ -30,6 +30,7 @@ _RULES = [
     (re.compile(r"\b(?:np\.)?float(?:16|32|64)\(([^()]*)\)"), r"\1"),  # np.float64(2.5)
     (re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?"), "N"),
 ]
+_FRAME = re.compile(r'File "([^"]+)", line \d+ in (\S+)')
 _EXCEPTION = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning|"
                         r"Failed|Timeout))\b:?\s*(.*)$", re.S)
 
@@ -48,7 +49,10 @@ def _kind(test: Dict[str, Any]) -> Tuple[str, str]:
     """(how it failed, the rest of the message) of a failed test record."""
     message = test.get("message") or ""
     if "crashed the interpreter" in message:
-        return "crash", "the test crashed the interpreter (or hung past the timeout)"
+        frame = _FRAME.search(test.get("crash_stack") or "")
+        where = (f" in {frame.group(2)} ({frame.group(1).rsplit('/', 1)[-1]})" if frame
+                 else " (or hung past the timeout)")
+        return "crash", f"the test crashed the interpreter{where}"
     match = _EXCEPTION.match(message)
     exception, rest = (match.group(1).split(".")[-1], match.group(2)) if match else (
         "failure", message)
