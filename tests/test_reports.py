@@ -111,11 +111,13 @@ def test_reproduction_script_reproduces_the_failure_outside_pytest(sample_run, t
     for name, expected in [("test_fails[cpu-float32]", "dtype=torch.float32"),
                            ("test_property_fails[cpu]", "x=5")]:
         script = tests[name]["reproduce"]
-        assert expected in script and "torch.device('cpu')" in script
+        assert expected in script and "DEVICE = 'cpu'" in script
         path = tmp_path / "reproduce.py"
         path.write_text(script)
-        run = subprocess.run([sys.executable, str(path)], capture_output=True, text=True)
-        assert run.returncode != 0 and "AssertionError" in run.stderr, run.stderr
+        run = subprocess.run([sys.executable, "-I", str(path)], capture_output=True,
+                             text=True)  # -I: torchconform is not importable there
+        assert run.returncode == 1 and "device cpu: failed: AssertionError" in run.stdout, (
+            run.stdout + run.stderr)
 
 
 def test_html_report_has_behavior_columns_environment_and_reproduction(sample_run):

@@ -4,6 +4,9 @@ by cause, order dependence, standalone reproducers that reproduce, and native cr
 
 import json
 import os
+import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from torchconform.report import triage
 
 DATA = Path(__file__).resolve().parent / "triage_data"
 SRC = Path(__file__).resolve().parents[1] / "src"
+ISOLATE = []  # options of the broken run that turn on isolation of failures
 
 
 def _env(broken: bool) -> dict:
@@ -77,3 +81,106 @@ def test_a_crash_is_reported_with_the_python_stack_of_the_native_crash(pytester,
     assert cause["kind"] == "crash" and "in _native_call (test_crash.py)" in cause["message"]
     page = (out / "conformance.html").read_text()
     assert "Fatal Python error: Aborted" in page and "1 distinct cause" in page
+
+
+# -- a broken device: differential, causes, reproducers ------------------------------------
+
+@pytest.fixture(scope="module")
+def broken_run(tmp_path_factory):
+    """The sample suite on the broken device, once for the tests below: (exit code,
+    conformance.json, HTML page, terminal output, folder)."""
+    folder = tmp_path_factory.mktemp("broken")
+    (folder / "suites").mkdir()
+    (folder / "suites" / "test_sample.py").write_text((DATA / "sample_suite.py").read_text())
+    (folder / "pytest.ini").write_text("[pytest]\ntorchconform_suites = suites\n")
+    out = folder / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites", "--device=cpu:0", "-p", "no:randomly",
+         "-p", "no:cacheprovider", "--hypothesis-profile=ci", f"--report-dir={out}",
+         *ISOLATE],
+        cwd=folder, env=_env(broken=True), capture_output=True, text=True, timeout=900)
+    doc = json.loads((out / "conformance.json").read_text())
+    return run.returncode, doc, (out / "conformance.html").read_text(), run.stdout, folder
+
+
+def _by_name(doc):
+    return {t["nodeid"].split("::")[-1]: t for t in doc["tests"]}
+
+
+def test_the_differential_says_whether_the_device_or_the_test_departs(broken_run):
+    ret, doc, _, stdout, _ = broken_run
+    assert ret == pytest.ExitCode.TESTS_FAILED
+    tests = _by_name(doc)
+    square = tests["test_square_values[cpu:0]"]["departure"]
+    assert square["kind"] == "device departs from CPU and oracle"
+    [z] = square["values"]
+    assert z["what"] == "z" and z["index"] == [0]
+    assert z["device"] == pytest.approx(65.04, rel=1e-6)  # 10 * 2**2 * 1.001 + 25
+    assert z["cpu"] == 65.0 and z["oracle"] == 65.0
+    assert (z["device_ok"], z["cpu_ok"]) == (False, True)
+    # The Hypothesis test: the CPU rerun used the device run's failing example.
+    prop = tests["test_square_property[cpu:0]"]["departure"]["values"][0]
+    assert prop["cpu"] == prop["oracle"] and prop["device"] == pytest.approx(
+        prop["oracle"] * 1.001, rel=1e-6)
+    oracle = tests["test_wrong_oracle[cpu:0]"]["departure"]
+    assert oracle["kind"] == "both depart from the oracle: the test or oracle is wrong"
+    assert oracle["values"][0]["device"] == oracle["values"][0]["cpu"] == 61.5
+    error = tests["test_cumsum[cpu:0-2]"]["departure"]
+    assert error["kind"] == "device fails where the CPU passes"
+    assert error["values"][0]["device"] is None and error["values"][0]["cpu"] == 0.0
+    assert tests["test_bystander[cpu:0]"]["departure"] is None  # passed: no rerun
+    assert "device departs from CPU and oracle (device cpu:0, reference cpu: passed)" in stdout
+
+
+def test_failures_are_grouped_into_distinct_causes(broken_run):
+    _, doc, page, stdout, _ = broken_run
+    causes = {(c["kind"], tuple(sorted(t.split("::")[-1] for t in c["tests"])))
+              for c in doc["causes"]}
+    departs = "device departs from CPU and oracle (AssertionError)"
+    assert causes == {
+        (departs, ("test_square_property[cpu:0]", "test_square_sizes[cpu:0-3]",
+                   "test_square_sizes[cpu:0-5]")),
+        (departs, ("test_square_values[cpu:0]",)),
+        (departs, ("test_exp[cpu:0]",)),
+        ("both depart from the oracle: the test or oracle is wrong (AssertionError)",
+         ("test_wrong_oracle[cpu:0]",)),
+        ("device fails where the CPU passes (RuntimeError)",
+         ("test_cumsum[cpu:0-2]", "test_cumsum[cpu:0-4]")),
+    }
+    assert "torchconform triage: 8 failed tests from 5 distinct causes" in stdout
+    assert "8 failed tests from 5 distinct causes" in page and page.count('id="cause-') == 5
+
+
+def _reproduce(folder, cause, broken):
+    script = folder / f"repro_{cause['id']}.py"
+    script.write_text(cause["reproduce"])
+    # -I: no PYTHONPATH, so the script cannot import torchconform; the fault comes from -c.
+    shim = f"import sys; sys.path.insert(0, {str(DATA)!r}); import brokendev; " \
+           f"sys.argv = [{str(script)!r}]; exec(open({str(script)!r}).read())"
+    env = _env(broken)
+    env.pop("PYTHONPATH")
+    return subprocess.run([sys.executable, "-I", "-c", shim], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_each_cause_has_a_standalone_reproducer_that_reproduces(broken_run):
+    _, doc, _, _, folder = broken_run
+    for cause in doc["causes"]:
+        script = cause["reproduce"]
+        for module in ("torchconform", "hypothesis", "pytest"):
+            assert f"import {module}" not in script and f"from {module}" not in script
+        broken = _reproduce(folder, cause, broken=True)
+        assert broken.returncode == 1, broken.stdout + broken.stderr
+        assert "REPRODUCED" in broken.stdout and "device cpu:0: failed" in broken.stdout
+        fixed = _reproduce(folder, cause, broken=False)
+        kind = cause["kind"]
+        if kind.startswith("both depart"):  # the test's own error stays without the fault
+            assert fixed.returncode == 1 and "cpu: failed" in fixed.stdout
+        else:
+            assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+            assert "did not reproduce: the device passes" in fixed.stdout
+        if kind.startswith("device departs"):  # device, CPU and expected values printed
+            line = next(x for x in broken.stdout.splitlines() if "(device departs" in x)
+            device, cpu, expected = re.findall(r"(?:device|cpu|expected) ([-\d.e]+)", line)
+            assert float(cpu) == pytest.approx(float(expected), rel=1e-6)
+            assert float(device) != pytest.approx(float(expected), rel=1e-5)

@@ -17,6 +17,7 @@ protocol.py.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -26,7 +27,7 @@ import torch
 from . import devices, differential, expectations, isolation, profiles, protocol, versions
 from .behaviors import CatalogError, load_catalog
 from .outcomes import CRASH_DIR, CrashAttribution, NativeStacks, RunCounter
-from .report.repro import reproduction
+from .report.repro import call_spec, reproduction
 from .report.session import configure_reports
 
 profiles.register()
@@ -393,15 +394,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if not report.failed or item.get_closest_marker("behavior") is None:
         return
     _compare_with_cpu(item, report)
-    callspec = getattr(item, "callspec", None)
     notes = getattr(call.excinfo.value, "__notes__", []) if call.excinfo else []
-    script = reproduction(Path(str(item.path)), getattr(item, "originalname", item.name),
-                          dict(callspec.params) if callspec else {}, list(notes),
-                          item.config.getoption("torch_seed"), versions.TORCH_VERSION)
+    spec = _call_spec(item, list(notes))
+    protocol.record(report, protocol.CALL, json.dumps(spec))
+    script = reproduction(spec, item.config.getoption("torch_seed"), versions.TORCH_VERSION,
+                          item.config.getoption("backend_module"), nodeid=item.nodeid)
     if script is None:
         return
     protocol.record(report, protocol.REPRODUCE, script)
     _html_extra(item, report, "reproduce.py", script)
+
+
+def _call_spec(item: pytest.Item, notes: List[str]) -> dict:
+    callspec = getattr(item, "callspec", None)
+    return call_spec(Path(str(item.path)), getattr(item, "originalname", item.name),
+                     dict(callspec.params) if callspec else {}, notes)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

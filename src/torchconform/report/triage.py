@@ -53,6 +53,8 @@ def _kind(test: Dict[str, Any]) -> Tuple[str, str]:
         where = (f" in {frame.group(2)} ({frame.group(1).rsplit('/', 1)[-1]})" if frame
                  else " (or hung past the timeout)")
         return "crash", f"the test crashed the interpreter{where}"
+    if message.startswith("assert "):  # a bare assert, as pytest reports it
+        message = f"AssertionError: {message}"
     match = _EXCEPTION.match(message)
     exception, rest = (match.group(1).split(".")[-1], match.group(2)) if match else (
         "failure", message)
