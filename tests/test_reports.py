@@ -68,7 +68,7 @@ def sample_run(pytester):
         out = pytester.path / "out"
         result = pytester.runpytest_subprocess(
             suite, "--device=cpu", "-p", "no:randomly", "-p", "no:cacheprovider",
-            "--hypothesis-profile=ci", f"--report-dir={out}", *args)
+            "--hypothesis-profile=ci", f"--report-dir={out}", "--isolate-failures=0", *args)
         return result, out
 
     return run

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from torchconform import reruns
 from torchconform.report import triage
 
 DATA = Path(__file__).resolve().parent / "triage_data"
 SRC = Path(__file__).resolve().parents[1] / "src"
-ISOLATE = []  # options of the broken run that turn on isolation of failures
 
 
 def _env(broken: bool) -> dict:
@@ -77,6 +77,7 @@ def test_a_crash_is_reported_with_the_python_stack_of_the_native_crash(pytester,
     assert "in _native_call" in stack and "in test_aborts" in stack  # innermost first
     assert stack.index("_native_call") < stack.index("test_aborts")
     assert tests["test_fine[cpu]"]["outcome"] == "passed"
+    assert crashed["isolation"]["classification"] == "fails alone"  # it crashes by itself too
     [cause] = doc["causes"]
     assert cause["kind"] == "crash" and "in _native_call (test_crash.py)" in cause["message"]
     page = (out / "conformance.html").read_text()
@@ -97,7 +98,7 @@ def broken_run(tmp_path_factory):
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "suites", "--device=cpu:0", "-p", "no:randomly",
          "-p", "no:cacheprovider", "--hypothesis-profile=ci", f"--report-dir={out}",
-         *ISOLATE],
+         "--isolate-failures=600"],
         cwd=folder, env=_env(broken=True), capture_output=True, text=True, timeout=900)
     doc = json.loads((out / "conformance.json").read_text())
     return run.returncode, doc, (out / "conformance.html").read_text(), run.stdout, folder
@@ -161,6 +162,32 @@ def _reproduce(folder, cause, broken):
     env.pop("PYTHONPATH")
     return subprocess.run([sys.executable, "-I", "-c", shim], env=env, capture_output=True,
                           text=True, timeout=300)
+
+
+def test_order_dependent_failures_name_the_tests_that_make_them_fail(broken_run):
+    _, doc, _, stdout, _ = broken_run
+    tests = _by_name(doc)
+    exp = tests["test_exp[cpu:0]"]["isolation"]
+    assert exp["classification"] == "fails only after other tests"
+    assert exp["preceding"] == ["suites/test_sample.py::test_poison[cpu:0]"]  # not bystander
+    assert "test_poison" in tests["test_exp[cpu:0]"]["reproduce"]
+    for name, test in tests.items():
+        if test["outcome"] == "failed" and name != "test_exp[cpu:0]":
+            assert test["isolation"]["classification"] == "fails alone", name
+            assert test["isolation"]["runs"] == 1
+    assert "test_exp[cpu:0]: fails only after other tests after " in stdout
+
+
+@pytest.mark.parametrize("culprits", [[7], [0], [3, 12], [15]])
+def test_delta_debugging_finds_the_smallest_set_of_preceding_tests(culprits):
+    calls = []
+
+    def fails(subset):
+        calls.append(subset)
+        return all(c in subset for c in culprits)
+
+    assert reruns.minimize(list(range(16)), fails) == culprits
+    assert len(calls) <= (4 + 1) * len(culprits)  # log2(16) + 1 per culprit
 
 
 def test_each_cause_has_a_standalone_reproducer_that_reproduces(broken_run):

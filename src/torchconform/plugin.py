@@ -8,6 +8,7 @@ profiles.py      Hypothesis profiles           -> --hypothesis-profile (Hypothes
 expectations.py  --xfails-file / --skips-file  -> xfail / skip markers at collection
 outcomes.py      empty runs fail; crashed xdist workers -> that test failed
 differential.py  a failure on a non-CPU device -> rerun on the CPU, DEPARTURE fact
+reruns.py        failures rerun alone in fresh processes -> ISOLATION fact, bisected order
 report/          run facts, JSON, HTML columns, reproduction scripts
 
 Per-test facts (behavior, area, device, dtype, gates, ...) are written and read only through
@@ -29,6 +30,7 @@ from .behaviors import CatalogError, load_catalog
 from .outcomes import CRASH_DIR, CrashAttribution, NativeStacks, RunCounter
 from .report.repro import call_spec, reproduction
 from .report.session import configure_reports
+from .reruns import FailureIsolation
 
 profiles.register()
 # Benchmark timing (timing.py) adds options, so it must load with this module, not at configure.
@@ -41,6 +43,8 @@ _EXPECTATIONS = pytest.StashKey[dict]()
 _DEVICE_RUN = pytest.StashKey[differential.DeviceRun]()
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
+#: Default --isolate-failures budget in seconds (see README, "Making failures actionable").
+ISOLATION_BUDGET = 120.0
 
 
 # -- options -------------------------------------------------------------------------------
@@ -82,6 +86,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--behaviors", action="store_true", default=False,
         help="print the behavior catalog (id, statement, documentation, seed, version facts) "
              "and exit.")
+    group.addoption(
+        "--isolate-failures", type=float, default=ISOLATION_BUDGET, metavar="SECONDS",
+        help="rerun each failed test alone in a fresh process, and bisect the tests that ran "
+             "before it when it passes alone, for at most SECONDS in total (default "
+             f"{ISOLATION_BUDGET:g}; 0 turns it off).")
     parser.addini(
         "torchconform_suites", type="paths", default=[],
         help="folders whose tests are conformance checks (each must name a behavior).")
@@ -123,6 +132,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if timeout is None and config.pluginmanager.hasplugin("timeout"):
             timeout = float(config.getini("timeout") or 0) or None
         config.pluginmanager.register(CrashAttribution(config, timeout), "torchconform-crashes")
+    if not hasattr(config, "workerinput") and not config.option.collectonly:
+        config.pluginmanager.register(
+            FailureIsolation(config, config.getoption("isolate_failures")),
+            "torchconform-isolation")
     moved = configure_reports(config, config.stash[devices.TESTED], _suite_roots(config))
     if moved is not None:
         config.stash[_MOVED] = moved
@@ -391,7 +404,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     travels to the xdist controller with the report)."""
     outcome = yield
     report = outcome.get_result()
-    if not report.failed or item.get_closest_marker("behavior") is None:
+    if item.get_closest_marker("behavior") is None:
+        return
+    if report.when == "setup":  # what a reproducer needs to replay it before another test
+        protocol.record(report, protocol.CALL, json.dumps(_call_spec(item, [])))
+    if not report.failed:
         return
     _compare_with_cpu(item, report)
     notes = getattr(call.excinfo.value, "__notes__", []) if call.excinfo else []
