@@ -96,10 +96,7 @@ class DeviceRun:
 
             @functools.wraps(inner)  # Hypothesis names the test after it in its reports
             def each_example(*args, **kwargs):
-                try:
-                    self.kwargs = copy.deepcopy(kwargs)
-                except Exception:  # an argument that cannot be copied: reuse it as is
-                    self.kwargs = dict(kwargs)
+                self.kwargs = {name: _snapshot(value) for name, value in kwargs.items()}
                 del seen[:]
                 return inner(*args, **kwargs)
 
@@ -109,6 +106,21 @@ class DeviceRun:
             finally:
                 handle.inner_test = inner
                 self.observations = list(seen)
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of what the test body could change in place (arrays, random generators,
+    tensors, containers); immutable values (numbers, strings, dtypes, devices) as they are.
+    Cheaper than deepcopy of everything, on every example of every test on the device."""
+    if isinstance(value, (int, float, str, bytes, bool, type(None))) or type(value).__name__ in (
+            "dtype", "device"):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # cannot be copied: reuse it as is
+        return value
 
 
 def rerun_on_cpu(function: Any, kwargs: Dict[str, Any],
