@@ -49,7 +49,7 @@ def _run_suite(pytester, *args):
     result = pytester.runpytest_subprocess(
         str(SUITES / "module"), "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
         "--device=cpu", "-p", "no:cacheprovider", "--hypothesis-profile=ci",
-        f"--report-dir={out}", *args)
+        f"--report-dir={out}", "--isolate-failures=0", *args)
     doc = json.loads((out / "conformance.json").read_text())
     return result, doc, out
 

@@ -68,7 +68,7 @@ def sample_run(pytester):
         out = pytester.path / "out"
         result = pytester.runpytest_subprocess(
             suite, "--device=cpu", "-p", "no:randomly", "-p", "no:cacheprovider",
-            "--hypothesis-profile=ci", f"--report-dir={out}", *args)
+            "--hypothesis-profile=ci", f"--report-dir={out}", "--isolate-failures=0", *args)
         return result, out
 
     return run
@@ -111,11 +111,13 @@ def test_reproduction_script_reproduces_the_failure_outside_pytest(sample_run, t
     for name, expected in [("test_fails[cpu-float32]", "dtype=torch.float32"),
                            ("test_property_fails[cpu]", "x=5")]:
         script = tests[name]["reproduce"]
-        assert expected in script and "torch.device('cpu')" in script
+        assert expected in script and "DEVICE = 'cpu'" in script
         path = tmp_path / "reproduce.py"
         path.write_text(script)
-        run = subprocess.run([sys.executable, str(path)], capture_output=True, text=True)
-        assert run.returncode != 0 and "AssertionError" in run.stderr, run.stderr
+        run = subprocess.run([sys.executable, "-I", str(path)], capture_output=True,
+                             text=True)  # -I: torchconform is not importable there
+        assert run.returncode == 1 and "device cpu: failed: AssertionError" in run.stdout, (
+            run.stdout + run.stderr)
 
 
 def test_html_report_has_behavior_columns_environment_and_reproduction(sample_run):

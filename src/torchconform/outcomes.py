@@ -1,16 +1,72 @@
 """What a run's outcome must say about faults of the code under test.
 
 RunCounter        a run in which no conformance test ran (all skipped) is not a pass
-CrashAttribution  a test whose xdist worker died is that test's failure, with its facts
+CrashAttribution  a test whose xdist worker died is that test's failure, with its facts and
+                  the Python stacks of the native crash (faulthandler, see NativeStacks)
 """
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Optional
 
 import pytest
 
 from . import protocol
+
+#: workerinput key: the folder where each xdist worker's faulthandler writes.
+CRASH_DIR = "torchconform_crash_dir"
+
+
+class NativeStacks:
+    """In an xdist worker: faulthandler writes the Python stack of every thread to
+    <crash dir>/<worker id>-<pid>.txt when the interpreter dies of a fatal signal (SIGSEGV,
+    SIGABRT, SIGBUS, SIGFPE, SIGILL). Enabled at session start, after pytest's own
+    faulthandler plugin (configure) pointed it at stderr, which xdist does not forward."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.handle = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        worker = session.config.workerinput.get("workerid", "worker")
+        path = Path(self.directory) / f"{worker}-{os.getpid()}.txt"
+        self.handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - open until exit
+        faulthandler.enable(self.handle, all_threads=True)
+
+    @staticmethod
+    def read(directory: str, worker: str) -> Optional[str]:
+        """The newest stack dump of `worker`, or None."""
+        dumps = sorted(Path(directory).glob(f"{worker}-*.txt"), key=lambda p: p.stat().st_mtime)
+        for dump in reversed(dumps):
+            text = dump.read_text(encoding="utf-8", errors="replace").strip()
+            if text:
+                return NativeStacks.crashing_thread(text)
+        return None
+
+    @staticmethod
+    def crashing_thread(dump: str) -> str:
+        """The signal line and the crashing thread's frames down to the test (innermost
+        first), without the pytest, pluggy and xdist frames beneath it."""
+        lines = dump.splitlines()
+        out = [lines[0]]
+        start = next((i for i, line in enumerate(lines) if line.startswith("Current thread")),
+                     None)
+        if start is None:
+            return dump
+        out.append(lines[start])
+        for line in lines[start + 1:]:
+            if not line.startswith("  File "):
+                break
+            if any(f"/{lib}/" in line for lib in ("_pytest", "pluggy", "xdist", "execnet")):
+                out.append("  ... (pytest and xdist frames)")
+                break
+            out.append(line)
+        return "\n".join(out)
 
 
 class CrashAttribution:
@@ -23,6 +79,13 @@ class CrashAttribution:
         self.config = config
         self.props: dict = {}
         self.timeout = timeout
+        self.crash_dir = tempfile.mkdtemp(prefix="torchconform-crashes-")
+
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput[CRASH_DIR] = self.crash_dir
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        shutil.rmtree(self.crash_dir, ignore_errors=True)
 
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched) -> None:
         report.user_properties = list(self.props.get(crashitem, []))
@@ -31,6 +94,11 @@ class CrashAttribution:
         limit = f" or hung past the {self.timeout:g} s per-test timeout" if self.timeout else ""
         report.longrepr = (f"{report.longrepr}: the test crashed the interpreter{limit}; "
                            "the worker was replaced and the run went on")
+        worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", None)
+        stack = NativeStacks.read(self.crash_dir, worker) if worker else None
+        if stack:
+            protocol.record(report, protocol.CRASH_STACK, stack)
+            report.longrepr += "\n\nThe crash's Python stack (faulthandler):\n" + stack
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport):

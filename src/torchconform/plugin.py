@@ -7,6 +7,8 @@ isolation.py     known start state per test    -> autouse fixture
 profiles.py      Hypothesis profiles           -> --hypothesis-profile (Hypothesis' own option)
 expectations.py  --xfails-file / --skips-file  -> xfail / skip markers at collection
 outcomes.py      empty runs fail; crashed xdist workers -> that test failed
+differential.py  a failure on a non-CPU device -> rerun on the CPU, DEPARTURE fact
+reruns.py        failures rerun alone in fresh processes -> ISOLATION fact, bisected order
 report/          run facts, JSON, HTML columns, reproduction scripts
 
 Per-test facts (behavior, area, device, dtype, gates, ...) are written and read only through
@@ -16,20 +18,32 @@ protocol.py.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import List, Optional
 
 import pytest
 import torch
 
-from . import capabilities, devices, expectations, isolation, modes, profiles, protocol, versions
+from . import (
+    capabilities,
+    devices,
+    differential,
+    expectations,
+    isolation,
+    modes,
+    profiles,
+    protocol,
+    versions,
+)
 from .adapters import FLOAT64
 from .adapters.cuda import build_name
 from .behaviors import CatalogError, load_catalog
 from .modes import compiler, mode  # noqa: F401 - fixtures of the execution modes
-from .outcomes import CrashAttribution, RunCounter
-from .report.repro import reproduction
+from .outcomes import CRASH_DIR, CrashAttribution, NativeStacks, RunCounter
+from .report.repro import call_spec, reproduction
 from .report.session import configure_reports
+from .reruns import FailureIsolation
 
 profiles.register()
 # Benchmark timing (timing.py) adds options, distributed.py the `ranks` fixture and the contract
@@ -42,8 +56,11 @@ _PREVIOUS_PROFILE = pytest.StashKey[Optional[str]]()
 _MOVED = pytest.StashKey[Path]()
 _GPU = pytest.StashKey[str]()  # the GPU this xdist worker was pinned to (device type "cuda")
 _EXPECTATIONS = pytest.StashKey[dict]()
+_DEVICE_RUN = pytest.StashKey[differential.DeviceRun]()
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
+#: Default --isolate-failures budget in seconds (see README, "Making failures actionable").
+ISOLATION_BUDGET = 120.0
 
 
 # -- options -------------------------------------------------------------------------------
@@ -86,6 +103,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="print the behavior catalog (id, statement, documentation, seed, version facts) "
              "and exit.")
     modes.add_options(group)
+    group.addoption(
+        "--isolate-failures", type=float, default=ISOLATION_BUDGET, metavar="SECONDS",
+        help="rerun each failed test alone in a fresh process, and bisect the tests that ran "
+             "before it when it passes alone, for at most SECONDS in total (default "
+             f"{ISOLATION_BUDGET:g}; 0 turns it off).")
     parser.addini(
         "torchconform_suites", type="paths", default=[],
         help="folders whose tests are conformance checks (each must name a behavior).")
@@ -132,6 +154,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(
             capabilities.MissingCapabilitySummary(config.stash[devices.TESTED]),
             "torchconform-capabilities")
+    if not hasattr(config, "workerinput") and not config.option.collectonly:
+        config.pluginmanager.register(
+            FailureIsolation(config, config.getoption("isolate_failures")),
+            "torchconform-isolation")
     moved = configure_reports(config, config.stash[devices.TESTED], _suite_roots(config))
     if moved is not None:
         config.stash[_MOVED] = moved
@@ -153,6 +179,9 @@ def _configure_xdist_worker(config: pytest.Config) -> None:
     reports the test as failed and starts a new worker."""
     if not hasattr(config, "workerinput"):
         return
+    crash_dir = config.workerinput.get(CRASH_DIR)
+    if crash_dir:
+        config.pluginmanager.register(NativeStacks(crash_dir), "torchconform-native-stacks")
     gpu = devices.pin_xdist_worker(config.getoption("device"))
     if gpu is not None:
         config.stash[_GPU] = gpu
@@ -338,9 +367,57 @@ def pytest_runtest_setup(item: pytest.Item):
 def pytest_runtest_call(item: pytest.Item):
     token = protocol.current_item.set(item)
     try:
-        yield
+        if _differential_device(item) is None:
+            yield
+        else:  # record what assert_close compared, for the CPU rerun of a failure
+            run = item.stash[_DEVICE_RUN] = differential.DeviceRun()
+            with run.watching(item.obj):
+                yield
     finally:
         protocol.current_item.reset(token)
+
+
+def _differential_device(item: pytest.Item) -> Optional[str]:
+    """The device of a conformance test that runs on something other than the reference CPU
+    (the differential applies to it), else None."""
+    if item.get_closest_marker("behavior") is None:
+        return None
+    callspec = getattr(item, "callspec", None)
+    device = callspec.params.get("device") if callspec is not None else None
+    return None if device is None or str(device) == differential.REFERENCE else str(device)
+
+
+def _compare_with_cpu(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A failed call on a non-CPU device: rerun the test's body on the CPU, pair the values
+    both runs compared with their oracles, and record the verdict (DEPARTURE fact)."""
+    run = item.stash.get(_DEVICE_RUN, None)
+    if run is None or report.when != "call":
+        return
+    kwargs = run.kwargs
+    if kwargs is None:
+        kwargs = {name: item.funcargs[name] for name in item._fixtureinfo.argnames
+                  if name in item.funcargs}
+    seed = item.config.getoption("torch_seed")
+    snapshot = isolation.capture()
+    try:
+        cpu = differential.rerun_on_cpu(item.obj, kwargs, lambda: isolation.start_state(seed))
+    finally:
+        isolation.restore(snapshot)
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = crash.message if crash is not None else str(report.longrepr)[-500:]
+    departure = differential.compare(_differential_device(item), run.observations, cpu,
+                                     message.splitlines()[0] if message else "")
+    protocol.record(report, protocol.DEPARTURE, differential.to_json(departure))
+    text = differential.as_text(departure)
+    report.sections.append(("differential against CPU", text))
+    _html_extra(item, report, "differential.txt", text)
+
+
+def _html_extra(item: pytest.Item, report: pytest.TestReport, name: str, text: str) -> None:
+    if item.config.pluginmanager.hasplugin("html"):
+        from pytest_html import extras
+
+        report.extras = list(getattr(report, "extras", [])) + [extras.text(text, name=name)]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -349,21 +426,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     travels to the xdist controller with the report)."""
     outcome = yield
     report = outcome.get_result()
-    if not report.failed or item.get_closest_marker("behavior") is None:
+    if item.get_closest_marker("behavior") is None:
         return
-    callspec = getattr(item, "callspec", None)
+    if report.when == "setup":  # what a reproducer needs to replay it before another test
+        protocol.record(report, protocol.CALL, json.dumps(_call_spec(item, [])))
+    if not report.failed:
+        return
+    _compare_with_cpu(item, report)
     notes = getattr(call.excinfo.value, "__notes__", []) if call.excinfo else []
-    script = reproduction(Path(str(item.path)), getattr(item, "originalname", item.name),
-                          dict(callspec.params) if callspec else {}, list(notes),
-                          item.config.getoption("torch_seed"), versions.TORCH_VERSION)
+    spec = _call_spec(item, list(notes))
+    protocol.record(report, protocol.CALL, json.dumps(spec))
+    script = reproduction(spec, item.config.getoption("torch_seed"), versions.TORCH_VERSION,
+                          item.config.getoption("backend_module"), nodeid=item.nodeid)
     if script is None:
         return
     protocol.record(report, protocol.REPRODUCE, script)
-    if item.config.pluginmanager.hasplugin("html"):
-        from pytest_html import extras
+    _html_extra(item, report, "reproduce.py", script)
 
-        report.extras = list(getattr(report, "extras", [])) + [
-            extras.text(script, name="reproduce.py")]
+
+def _call_spec(item: pytest.Item, notes: List[str]) -> dict:
+    callspec = getattr(item, "callspec", None)
+    return call_spec(Path(str(item.path)), getattr(item, "originalname", item.name),
+                     dict(callspec.params) if callspec else {}, notes)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

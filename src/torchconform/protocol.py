@@ -21,6 +21,11 @@ Keys (one value each, except GATE and NOTE, which may repeat):
     reproduce       a script reproducing a failure outside pytest
     subject         the class under test of a contract test (torchconform.contracts)
     deviation       why a contract test's class declares it breaks the contract
+    isolation       a JSON text: the failure rerun alone in a fresh process ("fails alone" or
+                    "fails only after other tests", and the smallest set of preceding tests)
+    call            a JSON text: file, function and parameter reprs of the test (what a
+                    reproducer needs to replay it as a preceding test)
+    crash_stack     the Python stacks faulthandler wrote when the test crashed its worker
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ DEPARTURE = "departure"
 REPRODUCE = "reproduce"
 SUBJECT = "subject"
 DEVIATION = "deviation"
+ISOLATION = "isolation"
+CALL = "call"
+CRASH_STACK = "crash_stack"
 
 #: Keys that may occur more than once on a test (all others: the last value counts).
 REPEATED = (GATE,)

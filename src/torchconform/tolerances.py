@@ -13,6 +13,8 @@ from typing import Any, Optional, Tuple
 import numpy as np
 import torch
 
+from . import differential
+
 # (rtol, atol); float32 eps is 1.19e-7, float64 eps 2.2e-16.
 _TOLERANCES = {
     torch.float64: (1e-10, 1e-12),
@@ -64,10 +66,14 @@ def assert_close(actual: Any, expected: Any, *, dtype: Optional[torch.dtype] = N
     rtol = default_rtol if rtol is None else rtol
     atol = default_atol if atol is None else atol
     got, want = to_numpy(actual), to_numpy(expected)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != expected {want.shape}"
+    if got.shape != want.shape:
+        differential.observe(what, dtype, got, want, atol, False)
+        raise AssertionError(f"{what}: shape {got.shape} != expected {want.shape}")
     error = np.abs(got - want)
     bound = np.broadcast_to(atol + rtol * np.abs(want), error.shape)
-    if not np.all(error <= bound) or not np.all(np.isfinite(got) == np.isfinite(want)):
+    ok = bool(np.all(error <= bound) and np.all(np.isfinite(got) == np.isfinite(want)))
+    differential.observe(what, dtype, got, want, bound, ok)  # the differential run's record
+    if not ok:
         worst = np.unravel_index(np.argmax(error - bound), error.shape) if error.ndim else ()
         raise AssertionError(
             f"{what} differs from the float64 oracle ({dtype}, rtol={rtol:g}, "

@@ -15,6 +15,7 @@ import pytest
 
 from .. import protocol
 from ..behaviors import load_catalog
+from . import triage
 
 
 class HtmlReport:
@@ -76,6 +77,9 @@ class HtmlReport:
         cells.insert(3, f'<td class="col-device">{html.escape(device)}</td>')
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
+        writer = session.config.pluginmanager.get_plugin("torchconform-results")
+        if writer is not None:
+            prefix.extend(triage_block(writer.tests()))
         htmlpath = session.config.getoption("htmlpath", default=None)
         if not htmlpath:
             return
@@ -103,3 +107,31 @@ def benchmark_plot_href(page: Path, root: Path) -> Optional[str]:
         if plot.is_file():
             return Path(os.path.relpath(plot.resolve(), page.parent)).as_posix()
     return None
+
+
+def triage_block(tests: List[Dict[str, Any]]) -> List[str]:
+    """The summary block at the top of the page: the failures grouped by cause, each with its
+    tests, the differential's values and one standalone reproducer."""
+    found = triage.causes(tests)
+    if not found:
+        return []
+    out = ['<div class="triage">',
+           f"<h2>{html.escape(triage.summary_line(tests, found))}</h2>", "<ol>"]
+    for cause in found:
+        order = f" &middot; {html.escape(', '.join(cause['order']))}" if cause["order"] else ""
+        out.append(
+            f'<li id="cause-{cause["id"]}"><b>{html.escape(cause["area"])}: '
+            f'{html.escape(cause["kind"])}</b>{order}<br><code>'
+            f'{html.escape(cause["message"])}</code><br>{len(cause["tests"])} test(s): '
+            + ", ".join(f"<code>{html.escape(t)}</code>" for t in cause["tests"]))
+        if cause["departure"]:
+            from ..differential import as_text
+
+            out.append(f"<pre>{html.escape(as_text(cause['departure']))}</pre>")
+        if cause["reproduce"]:
+            out.append("<details><summary>standalone reproducer (python repro.py; exits 1 "
+                       f"while it reproduces)</summary><pre>{html.escape(cause['reproduce'])}"
+                       "</pre></details>")
+        out.append("</li>")
+    out += ["</ol>", "</div>"]
+    return out

@@ -1,24 +1,95 @@
-"""A short script that reproduces a failed conformance test outside pytest.
+"""A standalone script that reproduces a failed conformance test: what a backend engineer
+pastes into an upstream bug report.
 
-It holds the test module's imports, the module-level helpers the test uses (found by name,
-transitively), the test function without its decorators, the start state the plugin gives
-every test, and one call with the failing arguments: the device, dtype and parameters of the
-test id, and Hypothesis' failing example when there is one.
+It needs torch, numpy and the backend package only (no torchconform, pytest or Hypothesis):
+
+- the test module's imports (minus torchconform, pytest, Hypothesis), the module-level helpers
+  the test uses (found by name, transitively) and the test function without its decorators;
+- the torchconform helpers it uses (assert_close, to_numpy, oracles, seed models, strategies'
+  plain helpers, ...), inlined from their source, transitively; since(), not_applicable() and
+  pytest.raises replaced by plain equivalents (REPLACEMENTS);
+- the failing arguments: the test id's parameters, or Hypothesis' failing example;
+- for a failure that happens only after other tests, the bodies of those tests first;
+- a main that runs all of it on the device, then on the CPU (each from the seeded start state
+  every conformance test gets), prints what each assert_close compared on both, and the
+  expected value, and exits 1 while the device run fails.
+
+`call_spec(...)` is what the script is made from; it is JSON, so the xdist controller can
+build the script of an order-dependent failure from the specs its workers recorded.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import sys
 import textwrap
 from pathlib import Path
-from typing import Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 _FAILING_CASE = re.compile(
     r"(?:Failing (?:explicit )?(?:test case|example)|Falsifying (?:explicit )?example): "
     r"\w+\((.*)\)\s*$", re.S)
 _TORCH_DEVICE = re.compile(r"\bdevice\(type='([^']+)'(?:, index=(\d+))?\)")
+
+#: Imports a reproducer never carries: the harness and the test machinery.
+_DROPPED = ("torchconform", "hypothesis", "pytest", "_pytest", "packaging")
+#: Names used only by decorators or by the harness.
+_IGNORED = {"behavior", "given", "example", "settings", "st", "strategies", "assume", "note",
+            "self", "True", "False", "None"}
+
+#: Plain stand-ins for torchconform and pytest helpers that talk to the test runner.
+REPLACEMENTS = {
+    "since": '''
+def _release(version):
+    return tuple(int(p) for p in re.findall(r"\\d+", str(version).split("+")[0])[:3])
+
+
+def since(version):
+    """torchconform.since: True when the installed torch has `version`'s behavior."""
+    return _release(torch.__version__) >= _release(version)
+''',
+    "torch_at_least": '''
+def torch_at_least(version):
+    return tuple(int(p) for p in re.findall(r"\\d+", torch.__version__.split("+")[0])[:3]) >= (
+        tuple(int(p) for p in re.findall(r"\\d+", str(version))[:3]))
+''',
+    "TORCH_VERSION": "TORCH_VERSION = str(torch.__version__)\n",
+    "not_applicable": '''
+class NotApplicable(Exception):
+    pass
+
+
+def not_applicable(reason):
+    raise NotApplicable(reason)
+''',
+    # assert_close reports each comparison to the differential: here, to the script's record.
+    "differential": '''
+class differential:
+    """Where assert_close reports what it compared (torchconform.differential)."""
+    seen = []
+
+    @staticmethod
+    def observe(what, dtype, got, want, bound, ok):
+        differential.seen.append((what, got.copy(), want.copy(), bound, bool(ok)))
+''',
+    "pytest": '''
+class pytest:
+    """pytest.raises without pytest."""
+
+    @staticmethod
+    @contextlib.contextmanager
+    def raises(expected, match=None):
+        try:
+            yield
+        except expected as exc:
+            if match is not None and not re.search(match, str(exc)):
+                raise AssertionError(f"{exc!r} does not match {match!r}") from exc
+        else:
+            raise AssertionError(f"DID NOT RAISE {expected}")
+''',
+}
 
 
 def _defined_names(node: ast.stmt) -> Set[str]:
@@ -30,107 +101,401 @@ def _defined_names(node: ast.stmt) -> Set[str]:
     return set()
 
 
-def _used_names(node: ast.AST) -> Set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+def _used_names(node: ast.AST, skip_decorators: bool = False) -> Set[str]:
+    found: Set[str] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.Name):
+            found.add(current.id)
+        for child in ast.iter_child_nodes(current):
+            if skip_decorators and child in getattr(current, "decorator_list", ()):
+                continue
+            stack.append(child)
+    return found
 
 
-def _without_decorators(node: ast.FunctionDef, source: str) -> str:
-    lines = source.splitlines()
-    start = node.lineno - 1  # `def` line (decorators come before lineno)
-    return "\n".join(lines[start:node.end_lineno])
+def _attributes_of(node: ast.AST, name: str) -> Set[str]:
+    """X for every `name.X` in node."""
+    return {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
+            and isinstance(n.value, ast.Name) and n.value.id == name}
 
 
-def _call_arguments(params: Dict[str, object], notes: List[str]) -> str:
-    """`name=value` pairs for the call: Hypothesis' failing case if any, else the test id's."""
+def _import_module_name(node: ast.ImportFrom, package: str) -> str:
+    if node.level:
+        base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+        return f"{base}.{node.module}" if node.module else base
+    return node.module or ""
+
+
+def _dropped(module: str) -> bool:
+    return module.split(".")[0] in _DROPPED
+
+
+class _Source:
+    """One parsed module: top-level definitions and where its imported names come from."""
+
+    def __init__(self, text: str, package: str) -> None:
+        self.text = text
+        self.tree = ast.parse(text)
+        self.definitions: Dict[str, ast.stmt] = {}
+        self.imports: Dict[str, Tuple[str, Optional[str], ast.stmt]] = {}  # name -> (mod, attr)
+        for node in self.tree.body:
+            for name in _defined_names(node):
+                self.definitions.setdefault(name, node)
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    self.imports[alias.asname or alias.name.split(".")[0]] = (
+                        alias.name if alias.asname else alias.name.split(".")[0], None, node)
+            elif isinstance(node, ast.ImportFrom):
+                module = _import_module_name(node, package)
+                for alias in node.names:
+                    self.imports[alias.asname or alias.name] = (module, alias.name, node)
+
+    def segment(self, node: ast.AST) -> str:
+        """The statement's source, decorators (@dataclass) included."""
+        decorators = getattr(node, "decorator_list", None)
+        if decorators:
+            lines = self.text.splitlines()
+            return "\n".join(lines[decorators[0].lineno - 1:node.end_lineno])
+        return ast.get_source_segment(self.text, node)
+
+
+class _Inliner:
+    """Collects, in dependency order, the torchconform definitions a script needs, and the
+    plain imports (numpy, torch, stdlib) they rely on."""
+
+    def __init__(self) -> None:
+        self.sources: Dict[str, _Source] = {}
+        self.blocks: List[str] = []
+        self.imports: List[str] = []
+        self.done: Set[Tuple[str, str]] = set()
+        self.replaced: Set[str] = set()
+        self.namespaces: Dict[str, Set[str]] = {}
+
+    def source(self, module: str) -> Optional[_Source]:
+        if module not in self.sources:
+            try:
+                spec = importlib.util.find_spec(module)
+                text = Path(spec.origin).read_text(encoding="utf-8")
+                package = module if spec.origin.endswith("__init__.py") else module.rpartition(
+                    ".")[0]
+                self.sources[module] = _Source(text, package)
+            except (ImportError, AttributeError, TypeError, OSError, SyntaxError, ValueError):
+                self.sources[module] = None
+        return self.sources[module]
+
+    def need(self, module: str, name: str, uses: Optional[ast.AST] = None) -> None:
+        """Make `name` of torchconform module `module` available under that name."""
+        if name in REPLACEMENTS:
+            self.replace(name)
+            return
+        if (module, name) in self.done or name in _IGNORED:
+            return
+        self.done.add((module, name))
+        source = self.source(module)
+        if source is None:
+            return
+        if name in source.definitions:
+            node = source.definitions[name]
+            self.uses(source, module, node)
+            self.blocks.append(source.segment(node))
+        elif name in source.imports:
+            target, attr, statement = source.imports[name]
+            self.imported(target, attr, name, statement, source, uses)
+        else:  # a submodule used as a namespace (`from torchconform import oracles`)
+            self.namespace(f"{module}.{name}", name, uses)
+
+    def namespace(self, module: str, alias: str, uses: Optional[ast.AST]) -> None:
+        if self.source(module) is None:
+            return
+        wanted = _attributes_of(uses, alias) if uses is not None else set()
+        for attr in sorted(wanted):
+            self.need(module, attr)
+        self.namespaces.setdefault(alias, set()).update(wanted)
+
+    def imported(self, target: str, attr: Optional[str], name: str, statement: ast.stmt,
+                 source: _Source, uses: Optional[ast.AST]) -> None:
+        if target.split(".")[0] == "torchconform":
+            if attr is None or self.source(f"{target}.{attr}") is not None:
+                self.namespace(target if attr is None else f"{target}.{attr}", name, uses)
+                if name in REPLACEMENTS:
+                    self.replace(name)
+            else:
+                self.need(target, attr, uses)
+        elif not _dropped(target):
+            text = source.segment(statement)
+            if text not in self.imports and not text.startswith("from __future__"):
+                self.imports.append(text)
+
+    def uses(self, source: _Source, module: str, node: ast.AST) -> None:
+        for used in sorted(_used_names(node) - _defined_names(node)):
+            if used in source.definitions or used in source.imports:
+                self.need(module, used, node)
+
+    def replace(self, name: str) -> None:
+        if name not in self.replaced:
+            self.replaced.add(name)
+            self.blocks.append(REPLACEMENTS[name].strip("\n"))
+
+    def text(self) -> str:
+        parts = [b.rstrip() + "\n" for b in self.blocks]
+        for alias, attrs in sorted(self.namespaces.items()):
+            if attrs and alias not in self.replaced:
+                fields = ", ".join(f"{a}={a}" for a in sorted(attrs))
+                parts.append(f"{alias} = types.SimpleNamespace({fields})\n")
+        return "\n\n".join(parts)
+
+
+# -- the failing call ------------------------------------------------------------------------
+
+def call_spec(path: Path, function: str, params: Dict[str, Any],
+              notes: List[str]) -> Dict[str, Any]:
+    """What a reproducer replays of one test, as JSON: its file and function, the Python
+    source of each argument (the test id's parameters, or Hypothesis' failing example), the
+    device, and Hypothesis' reproduce_failure hint if any."""
+    arguments = None
     for note in notes:
         match = _FAILING_CASE.search(note.strip())
         if match:
             body = _TORCH_DEVICE.sub(
                 lambda m: f"torch.device('{m.group(1)}'{', ' + m.group(2) if m.group(2) else ''})",
                 match.group(1))
-            return textwrap.indent(textwrap.dedent(body).strip(), "    ")
-    pairs = []
-    for name, value in params.items():
-        if name == "device":
-            text = f"torch.device({str(value)!r})"
-        elif name == "mode":  # the fixture's object (torch.compile with the default backend)
-            text = f"Mode({str(value)!r})"
-        else:
-            text = repr(value)
-        pairs.append(f"    {name}={text},")
-    return "\n".join(pairs)
-
-
-def _imports_for_arguments(arguments: str, known: Set[str]) -> List[str]:
-    """`from M import N` for names the failing example's reprs use (e.g. TreeSpec) that the
-    script does not define, found among the loaded torchconform and test modules."""
-    try:
-        names = _used_names(ast.parse(f"f(\n{arguments}\n)"))
-    except SyntaxError:
-        return []
-    lines = []
-    for name in sorted(names - known - {"torch", "f"}):
-        for module_name, module in list(sys.modules.items()):
-            if module_name.startswith("torchconform") and hasattr(module, name):
-                owner = getattr(getattr(module, name), "__module__", module_name)
-                lines.append(f"from {owner} import {name}")
-                break
-    return lines
-
-
-def reproduction(path: Path, function: str, params: Dict[str, object], notes: List[str],
-                 seed: int, torch_version: str) -> Optional[str]:
-    """The reproduction script for test `function` of file `path`, or None if the source
-    cannot be read."""
-    try:
-        source = path.read_text(encoding="utf-8")
-        tree = ast.parse(source)
-    except (OSError, SyntaxError):
-        return None
-    top = tree.body
-    target = next((n for n in top if isinstance(n, ast.FunctionDef) and n.name == function), None)
-    if target is None:
-        return None
-    imports = [n for n in top if isinstance(n, (ast.Import, ast.ImportFrom))]
-    definitions = {name: n for n in top for name in _defined_names(n)}
-    needed: List[ast.stmt] = []
-    pending = _used_names(target) - {function}
-    seen: Set[str] = set()
-    while pending:
-        name = pending.pop()
-        seen.add(name)
-        node = definitions.get(name)
-        if node is not None and node not in needed and node is not target:
-            needed.append(node)
-            pending |= _used_names(node) - seen
-    needed.sort(key=lambda n: n.lineno)
-    arguments = _call_arguments(params, notes)
-    known = set(definitions) | {a.asname or a.name.split(".")[0] for n in imports
-                                for a in n.names}
-    hints = [f"# {line.strip()}" for note in notes for line in note.splitlines()
+            arguments = textwrap.dedent(body).strip().rstrip(",")
+    if arguments is None:
+        arguments = ",\n".join(
+            f"{name}={_source_of(value, name)}" for name, value in params.items())
+    hints = [line.strip() for note in notes for line in note.splitlines()
              if "reproduce_failure" in line]
+    return {"path": str(path), "function": function, "arguments": arguments,
+            "device": str(params.get("device", "cpu")), "hints": hints}
+
+
+def _source_of(value: Any, name: str = "") -> str:
+    if name == "mode":  # the mode fixture's object (torchconform.modes.Mode, inlined)
+        return f"Mode({str(value)!r})"
+    text = repr(value)
+    if type(value).__name__ == "device" and type(value).__module__.startswith("torch"):
+        return f"torch.device({str(value)!r})"
+    return text
+
+
+class _Unit:
+    """One test of a script: its module's plain imports, the helpers it uses and its
+    function, with the torchconform names it uses registered in the inliner."""
+
+    def __init__(self, spec: Dict[str, Any], inliner: _Inliner) -> None:
+        path = Path(spec["path"])
+        text = path.read_text(encoding="utf-8")
+        source = _Source(text, "")
+        self.function = spec["function"]
+        target = source.definitions.get(self.function)
+        if not isinstance(target, ast.FunctionDef):
+            raise LookupError(f"{self.function} not found in {path}")
+        self.spec = spec
+        needed: List[ast.stmt] = []
+        roots: List[ast.AST] = [target]
+        try:
+            arguments = ast.parse(f"f(\n{spec['arguments']}\n)")
+            roots.append(arguments)
+        except SyntaxError:
+            arguments = None
+        pending = set().union(*(_used_names(r, skip_decorators=True) for r in roots))
+        seen: Set[str] = set()
+        torchconform_names: Dict[str, ast.AST] = {}
+        while pending:
+            name = pending.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            node = source.definitions.get(name)
+            if node is not None and node is not target and not isinstance(
+                    node, (ast.Import, ast.ImportFrom)):
+                if node not in needed:
+                    needed.append(node)
+                    pending |= _used_names(node, skip_decorators=True)
+            elif name in source.imports:
+                module, attr, statement = source.imports[name]
+                if module.split(".")[0] == "torchconform":
+                    torchconform_names[name] = (module, attr)
+        needed.sort(key=lambda n: n.lineno)
+        everything = ast.Module(body=needed + [target], type_ignores=[])
+        for name, (module, attr) in sorted(torchconform_names.items()):
+            if attr is None:
+                inliner.namespace(module, name, everything)
+            else:
+                inliner.imported(module, attr, name, source.imports[name][2], source,
+                                 everything)
+        self.imports = [source.segment(n) for n in source.tree.body
+                        if isinstance(n, (ast.Import, ast.ImportFrom))
+                        and not _dropped(n.module if isinstance(n, ast.ImportFrom)
+                                         else n.names[0].name)
+                        and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
+        # Names the failing example's reprs use (TreeSpec, ...): from torchconform's modules.
+        if arguments is not None:
+            for name in sorted(_used_names(arguments) - set(source.definitions)
+                               - set(source.imports) - {"torch", "np", "f"}):
+                for module_name, module in list(sys.modules.items()):
+                    if module_name.startswith("torchconform") and hasattr(module, name):
+                        inliner.need(getattr(getattr(module, name), "__module__", module_name)
+                                     or module_name, name)
+                        break
+        self.uses_pytest = "pytest" in set().union(
+            *(_used_names(n, skip_decorators=True) for n in needed + [target]))
+        if self.uses_pytest:
+            inliner.replace("pytest")
+        self.code = "\n\n\n".join(
+            [source.segment(n) for n in needed] + [_without_decorators(target, text)])
+
+
+def _without_decorators(node: ast.FunctionDef, source: str) -> str:
+    lines = source.splitlines()
+    return "\n".join(lines[node.lineno - 1:node.end_lineno])  # lineno is the `def` line
+
+
+_MAIN = '''
+
+def _start_state():
+    """The start state of every conformance test: seeded RNGs, no TF32."""
+    random.seed(SEED)
+    np.random.seed(SEED)
+    torch.manual_seed(SEED)
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def _run(device):
+    """The test on `device`: (outcome, what each assert_close compared)."""
+    _start_state()
+    del differential.seen[:]
+    try:
+        for before in PRECEDING:  # the tests that ran before it and make it fail
+            try:
+                before(torch.device(device))
+            except Exception as exc:  # it passed in the suite; say so if it cannot here
+                print(f"{{before.__doc__}}: raised {{exc!r}}")
+        _start_state()
+        {function}(**dict(_arguments(), device=torch.device(device)))
+        outcome = "passed"
+    except Exception as exc:  # what failed is the result here
+        outcome = "failed: " + "".join(
+            traceback.format_exception_only(type(exc), exc)).strip()
+    return outcome, list(differential.seen)
+
+
+def _at(array, index):
+    return array.item() if array.ndim == 0 else array[index]
+
+
+def _show(device_seen, cpu_seen):
+    for k in range(max(len(device_seen), len(cpu_seen))):
+        dev = device_seen[k] if k < len(device_seen) else None
+        ref = cpu_seen[k] if k < len(cpu_seen) else None
+        what, _, want, bound, _ = dev or ref
+        worst = dev if dev is not None and not dev[4] else ref or dev
+        index = ()
+        if worst[1].ndim and worst[1].shape == worst[2].shape:
+            excess = np.abs(worst[1] - worst[2]) - np.broadcast_to(worst[3], worst[1].shape)
+            index = np.unravel_index(np.argmax(np.nan_to_num(excess, nan=np.inf)),
+                                     excess.shape)
+        verdict = ("not reached on " + DEVICE if dev is None else
+                   "device departs from CPU and oracle" if not dev[4] and ref and ref[4] else
+                   "both depart from the oracle" if not dev[4] else "ok")
+        print(f"{{what}} at {{tuple(int(i) for i in index)}}: "
+              f"device {{_at(dev[1], index) if dev else 'n/a'}}, "
+              f"cpu {{_at(ref[1], index) if ref else 'n/a'}}, "
+              f"expected {{_at(want, index)}}  ({{verdict}})")
+
+
+if __name__ == "__main__":
+    device_outcome, device_seen = _run(DEVICE)
+    cpu_outcome, cpu_seen = _run("cpu")
+    _show(device_seen, cpu_seen)
+    print(f"device {{DEVICE}}: {{device_outcome}}")
+    print(f"cpu: {{cpu_outcome}}")
+    if device_outcome != "passed":
+        print("REPRODUCED: " + (
+            "both depart from the oracle: the test or oracle is wrong"
+            if cpu_outcome != "passed" else
+            "the device departs from the CPU and the oracle"
+            if any(not seen[4] for seen in device_seen) else
+            "the device fails where the CPU passes"))
+        sys.exit(1)
+    print("did not reproduce: the device passes")
+'''
+
+
+def reproduction(spec: Dict[str, Any], seed: int, torch_version: str,
+                 backends: List[str] = (), preceding: List[Dict[str, Any]] = (),
+                 nodeid: str = "") -> Optional[str]:
+    """The standalone script for the failing test `spec` (call_spec), after the tests of
+    `preceding` (specs, in run order) for an order-dependent failure. None if a source
+    cannot be read."""
+    inliner = _Inliner()
+    inliner.replace("differential")  # the script's record of comparisons, used by its main
+    try:
+        unit = _Unit(spec, inliner)
+        before = [_Unit(other, inliner) for other in preceding]
+    except (OSError, SyntaxError, LookupError):
+        return None
+    imports: List[str] = []
+    base = {"import numpy as np", "import torch", "from __future__ import annotations"}
+    for line in unit.imports + [i for u in before for i in u.imports] + inliner.imports:
+        if line not in imports and line not in base:
+            imports.append(line)
+    preceding_defs = []
+    for number, other in enumerate(before, 1):
+        body = "\n".join(other.imports + ["", other.code, "",
+                                          f"{other.function}(**dict(_arguments(), "
+                                          "device=device))"])
+        preceding_defs.append(
+            f"def _preceding_{number}(device):\n"
+            f"    \"\"\"{Path(other.spec['path']).name}::{other.function}, which ran before "
+            f"it.\"\"\"\n"
+            f"    def _arguments():\n        return dict(\n"
+            f"{textwrap.indent(other.spec['arguments'], ' ' * 12)}\n        )\n\n"
+            + textwrap.indent(body, "    "))
+    title = nodeid or f"{Path(spec['path']).name}::{spec['function']}"
     parts = [
-        f"# Reproduces {path.name}::{function} outside pytest (torch {torch_version}).",
-        "# The start state every conformance test gets: seeded RNGs, no TF32.",
+        f"# Reproduces {title}",
+        f"# (torch {torch_version}) without torchconform, pytest or Hypothesis: runs it on the",
+        "# device, then on the CPU, from the same seeded start state; prints what each",
+        "# comparison saw and exits 1 while the device run fails.",
+        "from __future__ import annotations",
+        "",
+        "import contextlib",
         "import random",
+        "import re",
+        "import sys",
+        "import traceback",
+        "import types",
         "",
         "import numpy as np",
         "import torch",
+        *[f"import {b}" for b in backends],
+        *imports,
         "",
-        *[ast.get_source_segment(source, n) for n in imports],
-        *_imports_for_arguments(arguments, known),
+        f"DEVICE = {spec['device']!r}",
+        f"SEED = {seed}",
         "",
-        *[ast.get_source_segment(source, n) + "\n" for n in needed],
-        _without_decorators(target, source),
+        "# -- torchconform helpers the test uses, inlined " + "-" * 44,
+        "",
+        inliner.text(),
+        "",
+        "# -- the test " + "-" * 78,
+        "",
+        unit.code,
         "",
         "",
-        "if __name__ == '__main__':",
-        f"    random.seed({seed}); np.random.seed({seed}); torch.manual_seed({seed})",
-        "    torch.set_float32_matmul_precision('highest')",
-        f"    {function}(",
-        textwrap.indent(arguments, "    "),
+        "def _arguments():",
+        "    \"\"\"The failing case: the test id's parameters or Hypothesis' example.\"\"\"",
+        "    return dict(",
+        textwrap.indent(spec["arguments"], " " * 8),
         "    )",
-        "    print('passed: the failure did not reproduce')",
-        *hints,
+        "",
+        "",
+        *[d + "\n\n" for d in preceding_defs],
+        f"PRECEDING = [{', '.join(f'_preceding_{n}' for n in range(1, len(before) + 1))}]",
+        _MAIN.format(function=spec["function"]).rstrip(),
     ]
     return "\n".join(parts) + "\n"

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from .. import protocol
+from . import triage
 
 SCHEMA = "torchconform-results"
 SCHEMA_VERSION = 1
@@ -54,7 +55,16 @@ def _message(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None:
         return crash.message
-    return str(report.longrepr or "")[-2000:]
+    text = str(report.longrepr or "")
+    # A crashed worker's text (CrashAttribution) leads with what happened; others end with it.
+    return text[:2000] if getattr(report, "crashed", False) else text[-2000:]
+
+
+def _json_fact(text: Optional[str]) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
 
 
 class TestRecord:
@@ -112,7 +122,9 @@ class TestRecord:
             "gates": list(get(protocol.GATE, [])),
             "reproduce": get(protocol.REPRODUCE),
             "subject": get(protocol.SUBJECT),
-            "departure": get(protocol.DEPARTURE),
+            "departure": _json_fact(get(protocol.DEPARTURE)),
+            "isolation": _json_fact(get(protocol.ISOLATION)),
+            "crash_stack": get(protocol.CRASH_STACK),
         }
 
 
@@ -132,7 +144,7 @@ class ResultsWriter:
         record.add(report)
 
     def document(self, exitstatus: int) -> Dict[str, Any]:
-        tests = [r.as_json() for r in self.records.values() if r.props.get(protocol.BEHAVIOR)]
+        tests = self.tests()
         summary = {outcome: 0 for outcome in OUTCOMES}
         for test in tests:
             summary[test["outcome"]] += 1
@@ -145,7 +157,17 @@ class ResultsWriter:
             "exitstatus": int(exitstatus),
         })
         return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run": run,
-                "summary": summary, "tests": tests}
+                "summary": summary, "causes": triage.causes(tests), "tests": tests}
+
+    def tests(self) -> List[Dict[str, Any]]:
+        """The conformance tests' JSON records so far."""
+        return [r.as_json() for r in self.records.values() if r.props.get(protocol.BEHAVIOR)]
+
+    def add_fact(self, nodeid: str, key: str, value: Any) -> None:
+        """A fact learned after the test's reports arrived (its isolated rerun)."""
+        record = self.records.get(nodeid)
+        if record is not None:
+            record.props[key] = value
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -154,6 +176,12 @@ class ResultsWriter:
         write_atomically(self.path, json.dumps(document, indent=1, sort_keys=False) + "\n")
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        tests = self.tests()
+        found = triage.causes(tests)
+        if found:
+            terminalreporter.write_sep("-", triage.summary_line(tests, found))
+            for line in triage.describe(found):
+                terminalreporter.write_line(line)
         terminalreporter.write_sep("-", f"torchconform results: {self.path}")
 
 

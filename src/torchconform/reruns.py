@@ -1,0 +1,277 @@
+"""Order dependence: is a failure the test's own, or left behind by the tests before it?
+
+On the process that receives the reports (the xdist controller under -n), FailureIsolation
+records which tests each worker ran, in order. At the end of the session, within a time
+budget (--isolate-failures SECONDS), each failed conformance test is run again alone in a
+fresh process (`python -m pytest <nodeid>` with the run's device, seed, Hypothesis profile,
+plugins and backend modules):
+
+    fails alone                    it fails by itself: its own problem
+    fails only after other tests   it passes alone but fails after the tests that ran before
+                                   it in its worker; `preceding` is the smallest set of those
+                                   (delta debugging over the run order) that makes it fail
+    did not fail again             it passes alone and after its predecessors (flaky)
+    not isolated                   the budget ran out first
+
+The verdict is the test's ISOLATION fact (protocol.py) in conformance.json; an
+order-dependent failure's reproducer is rebuilt with the preceding tests' bodies first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import pytest
+
+from . import protocol
+from .report.repro import reproduction
+
+FAILS_ALONE = "fails alone"
+FAILS_AFTER = "fails only after other tests"
+FLAKY = "did not fail again"
+NOT_ISOLATED = "not isolated"
+
+
+class _OutOfBudget(Exception):
+    pass
+
+
+# A process that imports torch and pytest once, then forks one child per rerun: each child
+# starts from the state of a process that has imported torch and run nothing, as a new
+# `python -m pytest` would, without paying the seconds of torch's import each time.
+_FORK_SERVER = r"""
+import importlib, json, os, sys
+import numpy, torch, pytest
+# The plugins every run loads (torchconform's own modules too: importing them runs no test).
+for name in ("hypothesis", "xdist", "pytest_html", "pytest_metadata.plugin", "pytest_timeout",
+             "pytest_benchmark.plugin", "torchconform.plugin"):
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+for line in sys.stdin:
+    request = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open(request["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        try:
+            code = int(pytest.main(request["args"]))
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    print(json.dumps({"code": code}), flush=True)
+"""
+
+
+class _Runner:
+    """Runs `pytest ARGS` in a fresh process: forked from a server where os.fork exists,
+    else a new interpreter. run() returns (exit code, output)."""
+
+    def __init__(self, cwd: str) -> None:
+        self.cwd = cwd
+        self.server: Optional[subprocess.Popen] = None
+        self.folder = tempfile.mkdtemp(prefix="torchconform-reruns-")
+
+    def run(self, args: List[str], timeout: float):
+        out = os.path.join(self.folder, "out.txt")
+        if not hasattr(os, "fork") or not hasattr(os, "waitstatus_to_exitcode"):
+            done = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=self.cwd,
+                                  capture_output=True, text=True, timeout=timeout)
+            return done.returncode, done.stdout
+        if self.server is None or self.server.poll() is not None:
+            self.server = subprocess.Popen([sys.executable, "-c", _FORK_SERVER],
+                                           cwd=self.cwd, stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, text=True)
+        self.server.stdin.write(json.dumps({"args": args, "out": out}) + "\n")
+        self.server.stdin.flush()
+        reply = _readline(self.server, timeout)
+        if reply is None:  # hung: end the server (and its child) and start anew next time
+            self.close()
+            raise subprocess.TimeoutExpired("pytest", timeout)
+        with open(out, encoding="utf-8", errors="replace") as handle:
+            return json.loads(reply)["code"], handle.read()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.kill()
+            self.server.wait()
+            self.server = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _readline(process: subprocess.Popen, timeout: float) -> Optional[str]:
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    return process.stdout.readline() if ready else None
+
+
+def minimize(candidates: List[str], fails: Callable[[List[str]], bool]) -> List[str]:
+    """The smallest subset of `candidates` (run order kept) for which `fails` holds, given
+    that it holds for all of them and not for none. Binary search for the shortest prefix
+    that still fails: its last test is needed; repeat below it, with the tests found so far
+    always included, until those alone fail. log2(n) + 1 calls per test found."""
+    position = {c: i for i, c in enumerate(candidates)}
+
+    def ordered(tests: List[str]) -> List[str]:
+        return sorted(tests, key=position.__getitem__)
+
+    found: List[str] = []
+    pool = list(candidates)
+    while pool:
+        low, high = 1, len(pool)  # pool[:high] + found fails
+        while low < high:
+            middle = (low + high) // 2
+            if fails(ordered(pool[:middle] + found)):
+                high = middle
+            else:
+                low = middle + 1
+        found.append(pool[low - 1])
+        pool = pool[:low - 1]
+        if not pool or fails(ordered(found)):
+            break
+    return ordered(found)
+
+
+class FailureIsolation:
+    """pytest plugin object on the reporting process: run order per worker, then the reruns."""
+
+    def __init__(self, config: pytest.Config, budget: float) -> None:
+        self.config = config
+        self.budget = budget
+        self.order: Dict[str, List[str]] = {}
+        self.worker_of: Dict[str, str] = {}
+        self.specs: Dict[str, Dict[str, Any]] = {}
+        self.failed: List[str] = []
+        self.runs = 0
+        self.seconds = 0.0
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        facts = protocol.facts(report)
+        if facts.get(protocol.BEHAVIOR) is None:
+            return
+        if facts.get(protocol.CALL):
+            self.specs[report.nodeid] = json.loads(facts[protocol.CALL])
+        gateway = getattr(getattr(report, "node", None), "gateway", None)
+        worker = getattr(gateway, "id", "main")
+        if report.when == "setup":
+            self.order.setdefault(worker, []).append(report.nodeid)
+            self.worker_of[report.nodeid] = worker
+        if report.failed and report.when == "call" and report.nodeid not in self.failed:
+            self.failed.append(report.nodeid)
+
+    # -- the reruns ----------------------------------------------------------------------
+
+    def _arguments(self) -> List[str]:
+        """The options of this run that decide what a test does, for a one-process rerun."""
+        option = self.config.getoption
+        args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist",
+                "--no-report", "-q", "-rfE",
+                f"--torch-seed={option('torch_seed')}",
+                f"--hypothesis-profile={self.config.hypothesis_profile_name}",
+                "--rootdir", str(self.config.rootpath)]
+        if self.config.inipath is not None:
+            args += ["-c", str(self.config.inipath)]
+        if option("device"):
+            args.append(f"--device={option('device')}")
+        for module in option("backend_module"):
+            args.append(f"--backend-module={module}")
+        timeout = getattr(self.config.option, "timeout", None)
+        if timeout:
+            args.append(f"--timeout={timeout}")
+        given = list(self.config.invocation_params.args)
+        for i, arg in enumerate(given[:-1]):  # plugins the run loaded by hand
+            if arg == "-p" and not given[i + 1].startswith("no:"):
+                args += ["-p", given[i + 1]]
+        return args
+
+    def _fails(self, nodeids: List[str], target: str, deadline: float) -> bool:
+        """Run `nodeids` (ending with `target`) in a fresh process: did `target` fail?"""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _OutOfBudget
+        started = time.monotonic()
+        try:
+            code, output = self.runner.run([*nodeids, *self._arguments()], max(left, 1))
+        except subprocess.TimeoutExpired:
+            raise _OutOfBudget from None
+        finally:
+            self.runs += 1
+            self.seconds += time.monotonic() - started
+        if code not in (0, 1, 5):  # the interpreter died: the target crashed it
+            return True
+        return any(line.startswith((f"FAILED {target}", f"ERROR {target}"))
+                   for line in output.splitlines())
+
+    def isolate(self, nodeid: str, deadline: float) -> Dict[str, Any]:
+        runs, seconds = self.runs, self.seconds
+        result: Dict[str, Any] = {"classification": NOT_ISOLATED, "preceding": []}
+        try:
+            if self._fails([nodeid], nodeid, deadline):
+                result["classification"] = FAILS_ALONE
+            else:
+                history = self.order.get(self.worker_of.get(nodeid, "main"), [])
+                before = history[:history.index(nodeid)] if nodeid in history else []
+                if before and self._fails(before + [nodeid], nodeid, deadline):
+                    result["classification"] = FAILS_AFTER
+                    result["preceding"] = before
+                    result["preceding"] = minimize(
+                        before, lambda subset: self._fails(subset + [nodeid], nodeid,
+                                                           deadline))
+                else:
+                    result["classification"] = FLAKY
+        except _OutOfBudget:
+            if result["classification"] == FAILS_AFTER:
+                result["minimal"] = False  # the smallest set found before the budget ended
+        result["runs"] = self.runs - runs
+        result["seconds"] = round(self.seconds - seconds, 2)
+        return result
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # tryfirst: before the JSON and HTML writers read the facts.
+        writer = self.config.pluginmanager.get_plugin("torchconform-results")
+        if not self.failed or self.budget <= 0 or writer is None:
+            return  # no report to feed (--no-report: mutation runs, reruns themselves)
+        deadline = time.monotonic() + self.budget
+        self.runner = _Runner(str(self.config.invocation_params.dir))
+        try:
+            self._isolate_all(writer, deadline)
+        finally:
+            self.runner.close()
+
+    def _isolate_all(self, writer, deadline: float) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        for nodeid in self.failed:
+            result = self.isolate(nodeid, deadline)
+            if reporter is not None:
+                reporter.write_line(f"torchconform isolation: {nodeid}: "
+                                    f"{result['classification']}"
+                                    + (f" after {', '.join(result['preceding'])}"
+                                       if result["preceding"] else "")
+                                    + f" ({result['runs']} runs, {result['seconds']:.1f} s)")
+            writer.add_fact(nodeid, protocol.ISOLATION, json.dumps(result))
+            script = self._reproducer(nodeid, result["preceding"])
+            if script is not None:
+                writer.add_fact(nodeid, protocol.REPRODUCE, script)
+
+    def _reproducer(self, nodeid: str, preceding: List[str]) -> Optional[str]:
+        spec = self.specs.get(nodeid)
+        if not preceding or spec is None or any(p not in self.specs for p in preceding):
+            return None
+        from .versions import TORCH_VERSION
+
+        return reproduction(spec, self.config.getoption("torch_seed"), TORCH_VERSION,
+                            self.config.getoption("backend_module"),
+                            preceding=[self.specs[p] for p in preceding], nodeid=nodeid)

@@ -1,0 +1,213 @@
+"""Making failures actionable, proven on a deliberately broken device simulated on the CPU
+(tests/triage_data/brokendev.py, device `cpu:0`): the differential against the CPU, grouping
+by cause, order dependence, standalone reproducers that reproduce, and native crash stacks."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from torchconform import reruns
+from torchconform.report import triage
+
+DATA = Path(__file__).resolve().parent / "triage_data"
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _env(broken: bool) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(DATA), str(SRC)]))
+    env.pop("BROKEN_DEVICE", None)
+    if broken:
+        env["BROKEN_DEVICE"] = "1"
+    return env
+
+
+def test_messages_are_normalized_so_instances_of_one_problem_compare_equal():
+    a = ("z differs from the float64 oracle (torch.float32, rtol=1e-05, atol=1e-06): at index "
+         "(1,) got np.float64(2.7454), expected np.float64(2.718)\n got: [1.6 2.7]")
+    b = ("z differs from the float64 oracle (torch.float32, rtol=1e-05, atol=1e-06): at index "
+         "(0, 2) got np.float64(65.04), expected np.float64(65.0)")
+    assert triage.normalize(a) == triage.normalize(b) == (
+        "z differs from the float64 oracle (torch.float32, rtol=N, atol=N): at index SHAPE "
+        "got N, expected N")
+    assert (triage.normalize("no kernel for torch.Size([2, 3]) at 0x7f3a2b")
+            == triage.normalize("no kernel for torch.Size([4]) at 0x55aa") ==
+            "no kernel for SHAPE at ADDR")
+
+
+CRASHING = """
+    import os
+    import torch
+    from torchconform import behavior
+
+    def _native_call():
+        os.abort()  # what a native backend's failed check does
+
+    @behavior("autograd.detach.shares_storage")
+    def test_aborts(device):
+        _native_call()
+
+    @behavior("autograd.chain_rule.square_scaled")
+    def test_fine(device):
+        assert torch.ones(1, device=device).item() == 1.0
+"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_crash_is_reported_with_the_python_stack_of_the_native_crash(pytester, workers):
+    pytester.makeini("[pytest]\ntorchconform_suites = suites\n")
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites" / "test_crash.py").write_text(textwrap.dedent(CRASHING))
+    out = pytester.path / "out"
+    result = pytester.runpytest_subprocess("suites", "--device=cpu", "-n", workers,
+                                           "-p", "no:randomly", "-p", "no:cacheprovider",
+                                           f"--report-dir={out}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    doc = json.loads((out / "conformance.json").read_text())
+    tests = {t["nodeid"].split("::")[-1]: t for t in doc["tests"]}
+    crashed = tests["test_aborts[cpu]"]
+    assert crashed["outcome"] == "failed" and "crashed the interpreter" in crashed["message"]
+    stack = crashed["crash_stack"]
+    assert stack.startswith("Fatal Python error: Aborted")
+    assert "in _native_call" in stack and "in test_aborts" in stack  # innermost first
+    assert stack.index("_native_call") < stack.index("test_aborts")
+    assert tests["test_fine[cpu]"]["outcome"] == "passed"
+    assert crashed["isolation"]["classification"] == "fails alone"  # it crashes by itself too
+    [cause] = doc["causes"]
+    assert cause["kind"] == "crash" and "in _native_call (test_crash.py)" in cause["message"]
+    page = (out / "conformance.html").read_text()
+    assert "Fatal Python error: Aborted" in page and "1 distinct cause" in page
+
+
+# -- a broken device: differential, causes, reproducers ------------------------------------
+
+@pytest.fixture(scope="module")
+def broken_run(tmp_path_factory):
+    """The sample suite on the broken device, once for the tests below: (exit code,
+    conformance.json, HTML page, terminal output, folder)."""
+    folder = tmp_path_factory.mktemp("broken")
+    (folder / "suites").mkdir()
+    (folder / "suites" / "test_sample.py").write_text((DATA / "sample_suite.py").read_text())
+    (folder / "pytest.ini").write_text("[pytest]\ntorchconform_suites = suites\n")
+    out = folder / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites", "--device=cpu:0", "-p", "no:randomly",
+         "-p", "no:cacheprovider", "--hypothesis-profile=ci", f"--report-dir={out}",
+         "--isolate-failures=600"],
+        cwd=folder, env=_env(broken=True), capture_output=True, text=True, timeout=900)
+    doc = json.loads((out / "conformance.json").read_text())
+    return run.returncode, doc, (out / "conformance.html").read_text(), run.stdout, folder
+
+
+def _by_name(doc):
+    return {t["nodeid"].split("::")[-1]: t for t in doc["tests"]}
+
+
+def test_the_differential_says_whether_the_device_or_the_test_departs(broken_run):
+    ret, doc, _, stdout, _ = broken_run
+    assert ret == pytest.ExitCode.TESTS_FAILED
+    tests = _by_name(doc)
+    square = tests["test_square_values[cpu:0]"]["departure"]
+    assert square["kind"] == "device departs from CPU and oracle"
+    [z] = square["values"]
+    assert z["what"] == "z" and z["index"] == [0]
+    assert z["device"] == pytest.approx(65.04, rel=1e-6)  # 10 * 2**2 * 1.001 + 25
+    assert z["cpu"] == 65.0 and z["oracle"] == 65.0
+    assert (z["device_ok"], z["cpu_ok"]) == (False, True)
+    # The Hypothesis test: the CPU rerun used the device run's failing example.
+    prop = tests["test_square_property[cpu:0]"]["departure"]["values"][0]
+    assert prop["cpu"] == prop["oracle"] and prop["device"] == pytest.approx(
+        prop["oracle"] * 1.001, rel=1e-6)
+    oracle = tests["test_wrong_oracle[cpu:0]"]["departure"]
+    assert oracle["kind"] == "both depart from the oracle: the test or oracle is wrong"
+    assert oracle["values"][0]["device"] == oracle["values"][0]["cpu"] == 61.5
+    error = tests["test_cumsum[cpu:0-2]"]["departure"]
+    assert error["kind"] == "device fails where the CPU passes"
+    assert error["values"][0]["device"] is None and error["values"][0]["cpu"] == 0.0
+    assert tests["test_bystander[cpu:0]"]["departure"] is None  # passed: no rerun
+    assert "device departs from CPU and oracle (device cpu:0, reference cpu: passed)" in stdout
+
+
+def test_failures_are_grouped_into_distinct_causes(broken_run):
+    _, doc, page, stdout, _ = broken_run
+    causes = {(c["kind"], tuple(sorted(t.split("::")[-1] for t in c["tests"])))
+              for c in doc["causes"]}
+    departs = "device departs from CPU and oracle (AssertionError)"
+    assert causes == {
+        (departs, ("test_square_property[cpu:0]", "test_square_sizes[cpu:0-3]",
+                   "test_square_sizes[cpu:0-5]")),
+        (departs, ("test_square_values[cpu:0]",)),
+        (departs, ("test_exp[cpu:0]",)),
+        ("both depart from the oracle: the test or oracle is wrong (AssertionError)",
+         ("test_wrong_oracle[cpu:0]",)),
+        ("device fails where the CPU passes (RuntimeError)",
+         ("test_cumsum[cpu:0-2]", "test_cumsum[cpu:0-4]")),
+    }
+    assert "torchconform triage: 8 failed tests from 5 distinct causes" in stdout
+    assert "8 failed tests from 5 distinct causes" in page and page.count('id="cause-') == 5
+
+
+def _reproduce(folder, cause, broken):
+    script = folder / f"repro_{cause['id']}.py"
+    script.write_text(cause["reproduce"])
+    # -I: no PYTHONPATH, so the script cannot import torchconform; the fault comes from -c.
+    shim = f"import sys; sys.path.insert(0, {str(DATA)!r}); import brokendev; " \
+           f"sys.argv = [{str(script)!r}]; exec(open({str(script)!r}).read())"
+    env = _env(broken)
+    env.pop("PYTHONPATH")
+    return subprocess.run([sys.executable, "-I", "-c", shim], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_order_dependent_failures_name_the_tests_that_make_them_fail(broken_run):
+    _, doc, _, stdout, _ = broken_run
+    tests = _by_name(doc)
+    exp = tests["test_exp[cpu:0]"]["isolation"]
+    assert exp["classification"] == "fails only after other tests"
+    assert exp["preceding"] == ["suites/test_sample.py::test_poison[cpu:0]"]  # not bystander
+    assert "test_poison" in tests["test_exp[cpu:0]"]["reproduce"]
+    for name, test in tests.items():
+        if test["outcome"] == "failed" and name != "test_exp[cpu:0]":
+            assert test["isolation"]["classification"] == "fails alone", name
+            assert test["isolation"]["runs"] == 1
+    assert "test_exp[cpu:0]: fails only after other tests after " in stdout
+
+
+@pytest.mark.parametrize("culprits", [[7], [0], [3, 12], [15]])
+def test_delta_debugging_finds_the_smallest_set_of_preceding_tests(culprits):
+    calls = []
+
+    def fails(subset):
+        calls.append(subset)
+        return all(c in subset for c in culprits)
+
+    assert reruns.minimize(list(range(16)), fails) == culprits
+    assert len(calls) <= (4 + 1) * len(culprits)  # log2(16) + 1 per culprit
+
+
+def test_each_cause_has_a_standalone_reproducer_that_reproduces(broken_run):
+    _, doc, _, _, folder = broken_run
+    for cause in doc["causes"]:
+        script = cause["reproduce"]
+        for module in ("torchconform", "hypothesis", "pytest"):
+            assert f"import {module}" not in script and f"from {module}" not in script
+        broken = _reproduce(folder, cause, broken=True)
+        assert broken.returncode == 1, broken.stdout + broken.stderr
+        assert "REPRODUCED" in broken.stdout and "device cpu:0: failed" in broken.stdout
+        fixed = _reproduce(folder, cause, broken=False)
+        kind = cause["kind"]
+        if kind.startswith("both depart"):  # the test's own error stays without the fault
+            assert fixed.returncode == 1 and "cpu: failed" in fixed.stdout
+        else:
+            assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+            assert "did not reproduce: the device passes" in fixed.stdout
+        if kind.startswith("device departs"):  # device, CPU and expected values printed
+            line = next(x for x in broken.stdout.splitlines() if "(device departs" in x)
+            device, cpu, expected = re.findall(r"(?:device|cpu|expected) ([-\d.e]+)", line)
+            assert float(cpu) == pytest.approx(float(expected), rel=1e-6)
+            assert float(device) != pytest.approx(float(expected), rel=1e-5)

@@ -1,0 +1,1 @@
+import brokendev  # noqa: F401
