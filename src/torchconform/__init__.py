@@ -5,10 +5,16 @@ Suites import what they need from here:
     from torchconform import behavior, since, not_applicable
 """
 
-from .behaviors import behavior
-from .protocol import not_applicable
-from .tolerances import assert_close, to_numpy
-from .versions import TORCH_VERSION, since, torch_at_least
+from .environment import require_importable_torch
+
+# A torch that cannot be imported is a usage error with the fix (pytest exit code 4), not a
+# traceback from whichever module imported it first. The rest of the checks run at configure.
+require_importable_torch()
+
+from .behaviors import behavior  # noqa: E402
+from .protocol import not_applicable  # noqa: E402
+from .tolerances import assert_close, to_numpy  # noqa: E402
+from .versions import TORCH_VERSION, since, torch_at_least  # noqa: E402
 
 __all__ = ["behavior", "since", "not_applicable", "torch_at_least", "TORCH_VERSION",
            "assert_close", "to_numpy"]

@@ -22,7 +22,7 @@ from typing import List, Optional
 import pytest
 import torch
 
-from . import devices, expectations, isolation, profiles, protocol, versions
+from . import devices, environment, expectations, isolation, profiles, protocol, versions
 from .behaviors import CatalogError, load_catalog
 from .outcomes import CrashAttribution, RunCounter
 from .report.repro import reproduction
@@ -88,6 +88,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    environment.require()  # a broken environment stops here, not in hundreds of tests
     config.addinivalue_line(
         "markers", "behavior(id): the documented behavior (catalog id) that the test asserts")
     for module in config.getoption("backend_module"):
