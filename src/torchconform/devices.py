@@ -220,3 +220,13 @@ def pin_xdist_worker(device_option: Optional[str], environ=os.environ) -> Option
         if clear is not None:
             clear()
     return chosen
+
+
+def build_kind() -> str:
+    """Which GPU runtime the installed torch was built for: "rocm", "cuda" or "cpu" (ROCm
+    builds set torch.version.hip and use the "cuda" device type). The one place that reads it."""
+    if getattr(torch.version, "hip", None):
+        return "rocm"
+    if getattr(torch.version, "cuda", None):
+        return "cuda"
+    return "cpu"

@@ -117,10 +117,8 @@ def pytest_configure(config: pytest.Config) -> None:
     _select_hypothesis_profile(config)
     config.pluginmanager.register(RunCounter(), "torchconform-run-counter")
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
-        timeout = getattr(config.option, "timeout", None)
-        if timeout is None and config.pluginmanager.hasplugin("timeout"):
-            timeout = float(config.getini("timeout") or 0) or None
-        config.pluginmanager.register(CrashAttribution(config, timeout), "torchconform-crashes")
+        config.pluginmanager.register(CrashAttribution(config, _timeout(config)),
+                                      "torchconform-crashes")
     moved = configure_reports(config, config.stash[devices.TESTED], _suite_roots(config))
     if moved is not None:
         config.stash[_MOVED] = moved
@@ -134,6 +132,16 @@ def pytest_cmdline_main(config: pytest.Config):
         print(format_catalog(load_catalog()))
         return 0
     return None
+
+
+def _timeout(config: pytest.Config) -> Optional[float]:
+    """The per-test timeout pytest-timeout applies, resolved by pytest-timeout itself
+    (get_env_settings: --timeout, then PYTEST_TIMEOUT, then the ini file), or None."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        return None
+    import pytest_timeout
+
+    return pytest_timeout.get_env_settings(config).timeout or None
 
 
 def _configure_xdist_worker(config: pytest.Config) -> None:
@@ -152,13 +160,18 @@ def _configure_xdist_worker(config: pytest.Config) -> None:
 
 def _select_hypothesis_profile(config: pytest.Config) -> None:
     from hypothesis import settings
+    from hypothesis.errors import InvalidArgument
 
     name = config.getoption("hypothesis_profile", default=None)
-    known = set(getattr(settings, "_profiles", {})) or set(profiles.PROFILES)
-    if name is not None and name not in known:
-        raise pytest.UsageError(
-            f"--hypothesis-profile: unknown profile {name!r}; known: {', '.join(sorted(known))}")
-    config.stash[_PREVIOUS_PROFILE] = getattr(settings, "_current_profile", None)
+    if name is not None:
+        try:
+            settings.get_profile(name)
+        except InvalidArgument:
+            raise pytest.UsageError(
+                f"--hypothesis-profile: unknown profile {name!r}; known here: "
+                f"{', '.join(sorted(profiles.PROFILES))} (and any your conftest registers)"
+            ) from None
+    config.stash[_PREVIOUS_PROFILE] = profiles.current()
     if name is None:  # Hypothesis' own plugin loads an explicitly named profile.
         name = profiles.default_profile()
         settings.load_profile(name)
@@ -169,14 +182,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     # Nested runs (pytester) must not leave their profile behind in the calling process.
     previous = config.stash.get(_PREVIOUS_PROFILE, None)
     if previous is not None:
-        from hypothesis import settings
-        settings.load_profile(previous)
+        profiles.restore(previous)
 
 
 def pytest_report_header(config: pytest.Config) -> List[str]:
     gpu = config.stash.get(_GPU, None)
     return [
-        f"torchconform: torch {versions.TORCH_VERSION} ({devices._build_name()}), "
+        f"torchconform: torch {versions.TORCH_VERSION} ({devices.build_kind()} build), "
         f"devices: {', '.join(devices.tested(config))}"
         f"{f' (this worker: GPU {gpu})' if gpu is not None else ''}, "
         f"hypothesis profile: {getattr(config, 'hypothesis_profile_name', '?')}, "

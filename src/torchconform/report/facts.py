@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from .. import __version__
+from ..devices import build_kind
 
 
 def _run(args: List[str], cwd: Optional[Path] = None) -> Optional[str]:
@@ -32,10 +33,9 @@ def _run(args: List[str], cwd: Optional[Path] = None) -> Optional[str]:
 
 
 def torch_build() -> Dict[str, Any]:
-    cuda = getattr(torch.version, "cuda", None)
-    hip = getattr(torch.version, "hip", None)
+    build = build_kind()
     cudnn = None
-    if cuda or hip:
+    if build != "cpu":
         try:
             cudnn = torch.backends.cudnn.version()
         except (RuntimeError, AttributeError):
@@ -43,9 +43,9 @@ def torch_build() -> Dict[str, Any]:
     return {
         "version": str(torch.__version__),
         "git_version": getattr(torch.version, "git_version", None),
-        "build": "rocm" if hip else "cuda" if cuda else "cpu",
-        "cuda": cuda,
-        "hip": hip,
+        "build": build,
+        "cuda": getattr(torch.version, "cuda", None),
+        "hip": getattr(torch.version, "hip", None),
         "cudnn": cudnn,
     }
 
