@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import pytest
 import torch
 
 from . import devices, environment, expectations, isolation, profiles, protocol, versions
-from .behaviors import CatalogError, load_catalog
+from .behaviors import CatalogError, format_catalog, load_catalog
 from .outcomes import CrashAttribution, RunCounter
 from .report.repro import reproduction
 from .report.session import configure_reports
@@ -77,8 +77,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write no conformance.json / conformance.html.")
     group.addoption(
         "--behaviors", action="store_true", default=False,
-        help="print the behavior catalog (id, statement, documentation, seed, version facts) "
-             "and exit.")
+        help="list every behavior (id, statement, documentation, seed, version facts) with the "
+             "node ids of the tests that check it: collects, runs nothing.")
     parser.addini(
         "torchconform_suites", type="paths", default=[],
         help="folders whose tests are conformance checks (each must name a behavior).")
@@ -115,6 +115,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except CatalogError as exc:
         raise pytest.UsageError(f"torchconform catalog: {exc}") from None
     _select_hypothesis_profile(config)
+    if config.getoption("behaviors"):  # like --collect-only: collect, list, run nothing
+        config.option.collectonly = True
+        config.option.verbose = min(config.option.verbose, -1)  # no header, no item list
+        config.pluginmanager.register(BehaviorListing(), "torchconform-behavior-listing")
     config.pluginmanager.register(RunCounter(), "torchconform-run-counter")
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
         config.pluginmanager.register(CrashAttribution(config, _timeout(config)),
@@ -122,16 +126,6 @@ def pytest_configure(config: pytest.Config) -> None:
     moved = configure_reports(config, config.stash[devices.TESTED], _suite_roots(config))
     if moved is not None:
         config.stash[_MOVED] = moved
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config):
-    if config.getoption("behaviors"):  # like --fixtures: print and exit, run nothing
-        from .behaviors import format_catalog
-
-        print(format_catalog(load_catalog()))
-        return 0
-    return None
 
 
 def _timeout(config: pytest.Config) -> Optional[float]:
@@ -285,6 +279,39 @@ def _select_behaviors(config: pytest.Config, items: List[pytest.Item], catalog) 
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if selected(item)]
+
+
+class BehaviorListing:
+    """--behaviors: the catalog, each behavior with the node ids of the tests that check it
+    (collected like any run, so --behavior and the known-failure lists apply)."""
+
+    def __init__(self) -> None:
+        self.tests: Dict[str, List[str]] = {}
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config,
+                                      items: List[pytest.Item]) -> None:
+        for item in items:
+            bid = protocol.behavior_of(item)
+            if bid is not None:
+                self.tests.setdefault(bid, []).append(item.nodeid)
+        items[:] = []  # listed here, not once more by --collect-only
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if session.testsfailed:  # collection errors: pytest reports them, nothing to list
+            return
+        catalog = load_catalog()
+        wanted = session.config.getoption("behavior_filter")
+        if wanted:
+            prefixes = [p.strip() for p in wanted.split(",") if p.strip()]
+            catalog = {k: v for k, v in catalog.items()
+                       if protocol.matches_behavior(k, prefixes)}
+        print(format_catalog(catalog, self.tests), flush=True)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and not session.testsfailed:
+            session.exitstatus = pytest.ExitCode.OK  # the items were listed, then dropped
 
 
 # -- fixtures ------------------------------------------------------------------------------
