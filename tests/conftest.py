@@ -25,14 +25,14 @@ settings.register_profile(
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--run-slow", action="store_true", default=False,
-        help="also run the self-tests marked slow (whole-suite repeats in random order, "
-             "whole-suite and crash/hang runs under xdist): CI and `tox -e selftest` do.")
+        help="also run the self-tests marked slow (whole-suite repeats in random order, runs "
+             "under xdist, hangs waiting for the timeout): CI and `tox -e selftest` do.")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "slow: a self-test that runs the whole suite again or waits for workers to "
-                   "crash or hang; deselected unless --run-slow")
+        "markers", "slow: a self-test that runs the whole suite again, starts xdist workers "
+                   "or waits for a test to hang; deselected unless --run-slow")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:

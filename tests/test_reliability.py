@@ -86,6 +86,7 @@ def test_hung_test_fails_by_timeout_under_xdist(pytester, faulty_torch):
     assert [t["outcome"] for t in _by_behavior(doc, "module.apply")] == ["passed"]
 
 
+@pytest.mark.slow
 def test_hung_test_fails_by_timeout_without_xdist(pytester, faulty_torch):
     result, doc, _ = _run_suite(pytester, "--behavior", "module.mode.recursive,"
                                 "module.apply.returns_self", "--timeout", "3",
@@ -179,8 +180,10 @@ def test_stale_or_malformed_entries_are_usage_errors_naming_the_line(listed, tex
     (["--behavior=autograd.nope.none"], "*--behavior: no catalogued behavior matches*"),
 ])
 def test_bad_input_is_a_usage_error_without_traceback(pytester, args, message):
-    result = pytester.runpytest_subprocess(str(SUITES / "module"), "-c",
-                                           str(ROOT / "pyproject.toml"), *args)
+    # In-process: configure refuses the input before any test file is imported, so a fresh
+    # interpreter (and its torch import) would only add time.
+    result = pytester.runpytest_inprocess(str(SUITES / "module"), "-c",
+                                          str(ROOT / "pyproject.toml"), *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()

@@ -127,6 +127,7 @@ def test_html_report_has_behavior_columns_environment_and_reproduction(sample_ru
         assert text in page
 
 
+@pytest.mark.slow
 def test_xdist_run_writes_one_complete_report(sample_run):
     result, out = sample_run("-n", "2")
     doc = json.loads((out / "conformance.json").read_text())
