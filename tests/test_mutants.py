@@ -11,12 +11,16 @@ from .mutants import all_mutants, area_of
 
 MUTANTS = all_mutants()
 AREAS = sorted({area_of(b) for m in MUTANTS for b in m.behaviors})
+# The run options an area's mutants need (e.g. --mode compile) go into its baseline run too.
+AREA_ARGS = {area: next((m.extra_args for m in MUTANTS if m.extra_args
+                         and any(area_of(b) == area for b in m.behaviors)), ())
+             for area in AREAS}
 
 
 @pytest.mark.parametrize("area", AREAS)
 def test_unmutated_area_passes(run_suite, area):
     """The baseline: without a mutant the same run passes, so failures below are the mutant's."""
-    result = run_suite(area)
+    result = run_suite(area, extra=AREA_ARGS[area])
     passed, failed, _ = result.counts
     assert result.ret == 0 and failed == 0 and passed > 0, result.behaviors("failed")
 
@@ -36,7 +40,8 @@ def test_mutant_is_caught(run_suite, monkeypatch, mutant, behavior):
     mutant.apply(monkeypatch)
     # -x: the first failure of the behavior proves the point; --tb=no: formatting tracebacks
     # (pytest parses each failing test's source) cost more than running the tests.
-    result = run_suite(_home(behavior), extra=["--behavior", behavior, "-x", "--tb=no"])
+    result = run_suite(_home(behavior),
+                       extra=[*mutant.extra_args, "--behavior", behavior, "-x", "--tb=no"])
     failed = result.behaviors("failed")
     assert result.ret == pytest.ExitCode.TESTS_FAILED, f"exit {result.ret}: the suite missed it"
     assert behavior in failed, f"{behavior} still passes; failed instead: {failed}"

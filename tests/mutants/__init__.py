@@ -37,6 +37,7 @@ class Mutant:
     name: str
     behaviors: Tuple[str, ...]  # a test of each of these must fail under the mutant
     apply: Callable[[pytest.MonkeyPatch], None]
+    extra_args: Tuple[str, ...] = ()  # run options the mutant needs, e.g. ("--mode", "compile")
 
     @property
     def breaks(self) -> str:
@@ -55,17 +56,20 @@ def area_of(behavior: str) -> str:
 REGISTRY: Dict[str, Mutant] = {}
 
 
-def _register(name: str, breaks: Breaks, apply: Callable[[pytest.MonkeyPatch], None]) -> None:
+def _register(name: str, breaks: Breaks, apply: Callable[[pytest.MonkeyPatch], None],
+              extra_args: Sequence[str] = ()) -> None:
     behaviors = (breaks,) if isinstance(breaks, str) else tuple(breaks)
     assert behaviors and name not in REGISTRY, f"duplicate or empty mutant {name}"
-    REGISTRY[name] = Mutant(name=name, behaviors=behaviors, apply=apply)
+    REGISTRY[name] = Mutant(name=name, behaviors=behaviors, apply=apply,
+                            extra_args=tuple(extra_args))
 
 
-def mutant(breaks: Breaks, name: Optional[str] = None) -> Callable:
-    """Register the decorated `fn(monkeypatch)` as a mutant breaking `breaks`."""
+def mutant(breaks: Breaks, extra_args: Sequence[str] = (), name: Optional[str] = None) -> Callable:
+    """Register the decorated `fn(monkeypatch)` as a mutant breaking `breaks` (its runs get
+    `extra_args`, e.g. ("--mode", "compile"); named `name`, default the function's name)."""
 
     def register(fn: Callable[[pytest.MonkeyPatch], None]):
-        _register(name or fn.__name__, breaks, fn)
+        _register(name or fn.__name__, breaks, fn, extra_args)
         return fn
 
     return register

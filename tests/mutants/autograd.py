@@ -42,7 +42,7 @@ def grad_off(name, breaks, owners, attrs, factor=OFF, when=lambda *a, **k: True)
     def make(orig):
         return lambda *a, **k: _scaled(orig(*a, **k), factor) if when(*a, **k) else orig(*a, **k)
 
-    @mutant(breaks, name)
+    @mutant(breaks, name=name)
     def apply(mp):
         for owner in owners if isinstance(owners, list) else [owners]:
             for attr in (attrs,) if isinstance(attrs, str) else attrs:
@@ -189,7 +189,7 @@ def _grad_property(getter):
     return apply
 
 
-mutant("autograd.accumulation.unused_leaf_stays_none", "unused_leaf_gets_zero_grad")(
+mutant("autograd.accumulation.unused_leaf_stays_none", name="unused_leaf_gets_zero_grad")(
     _grad_property(lambda self, g: torch.zeros_like(self) if (
         g is None and self.is_leaf and self.requires_grad) else g))
 
@@ -202,7 +202,7 @@ option("backward_inputs_ignored", "autograd.backward.inputs", AG, "backward", in
 option("graph_always_retained", FREED, T, "backward", retain_graph=True)
 option("retain_graph_ignored", FREED, T, "backward", retain_graph=False)
 option("autograd_grad_retains_graph", FREED, AG, "grad", retain_graph=True)
-mutant(NON_LEAF, "non_leaf_grad_populated")(_grad_property(
+mutant(NON_LEAF, name="non_leaf_grad_populated")(_grad_property(
     lambda self, g: torch.zeros_like(self) if g is None and not self.is_leaf else g))
 replace(T, "retain_grad", NON_LEAF, "retain_grad_ignored")(lambda orig: lambda self: None)
 replace(T, "__mul__", PROPAGATES, "product_detached_from_graph")(
@@ -269,11 +269,11 @@ replace(AG, "Variable", VARIABLE, "variable_copies_the_data")(
 
 CONTEXT, KEEPS_MODE = "autograd.no_grad.context_manager", "autograd.no_grad.keeps_training_mode"
 EVAL_KEEPS = "autograd.no_grad.eval_keeps_gradients"
-mutant(CONTEXT, "no_grad_records_anyway")(
+mutant(CONTEXT, name="no_grad_records_anyway")(
     lambda mp: mp.setattr(torch.no_grad, "__enter__", lambda self: None))
-mutant(CONTEXT, "no_grad_not_undone_on_exit")(
+mutant(CONTEXT, name="no_grad_not_undone_on_exit")(
     lambda mp: mp.setattr(torch.no_grad, "__exit__", lambda self, *exc: None))
-mutant("autograd.no_grad.decorator", "no_grad_decorator_returns_function_unchanged")(
+mutant("autograd.no_grad.decorator", name="no_grad_decorator_returns_function_unchanged")(
     lambda mp: mp.setattr(torch.no_grad, "__call__", lambda self, fn: fn))
 # Dropout drops with probability 1 - p (so keeps with p, scaled by 1/p): invisible at 0.5.
 option("no_grad_dropout_keeps_with_probability_p", KEEPS_MODE, F, "dropout", p=lambda p: 1 - p)

@@ -77,7 +77,7 @@ def parameter_new(name, breaks, default=True, convert=lambda data: data,
                   decide=lambda data, asked: asked):
     """A mutant replacing Parameter.__new__: the default of requires_grad, the data passed on
     (convert(data)) and the requires_grad passed on (decide(data, asked)) may change."""
-    @mutant(breaks, name)
+    @mutant(breaks, name=name)
     def apply(mp):
         original = nn.Parameter.__new__
 
@@ -506,7 +506,7 @@ replace(M, "named_children", CHILDREN, "children_in_reverse_order")(
     lambda orig: lambda self: iter(list(orig(self))[::-1]))
 replace(M, "get_submodule", TR + "get_submodule", "get_submodule_one_level_only")(
     lambda orig: lambda self, target: orig(self, target.split(".")[0] if target else target))
-mutant(TR + "add_module_registers", "register_module_does_nothing")(
+mutant(TR + "add_module_registers", name="register_module_does_nothing")(
     lambda mp: mp.setattr(M, "register_module", lambda self, name, module: None))
 replace(M, "__repr__", TR + "repr_nested", "repr_without_indentation")(
     lambda orig: lambda self: "\n".join(line.lstrip() for line in orig(self).split("\n")))
@@ -587,7 +587,7 @@ def set_submodule_only_replaces(orig, self, target, module, strict=False):
 CHILDREN_THEN_SELF = "module.apply.visits_children_then_self"
 replace(M, "apply", "module.apply.returns_self", "apply_returns_none")(
     lambda orig: lambda self, fn: (orig(self, fn), None)[1])
-mutant("module.apply.seed_002_new_weight", "apply_root_only")(
+mutant("module.apply.seed_002_new_weight", name="apply_root_only")(
     lambda mp: mp.setattr(M, "apply", lambda self, fn: (fn(self), self)[1]))
 
 
@@ -621,7 +621,7 @@ DROPOUT = "module.mode.dropout_follows_mode"
 replace(M, "eval", "module.mode.returns_self", "eval_returns_none")(
     lambda orig: lambda self: (orig(self), None)[1])
 option("train_accepts_anything", "module.mode.rejects_non_bool", M, "train", mode=bool)
-mutant(DROPOUT, "dropout_ignores_eval")(lambda mp: mp.setattr(nn.Dropout, "forward", (
+mutant(DROPOUT, name="dropout_ignores_eval")(lambda mp: mp.setattr(nn.Dropout, "forward", (
     lambda self, x: nn.functional.dropout(x, self.p, True, self.inplace))))
 # Training dropout keeps each element with probability p and scales it by 1/p.
 replace(nn.functional, "dropout", DROPOUT, "dropout_keeps_with_probability_p")(
@@ -732,7 +732,7 @@ option("module_zero_grad_ignores_set_to_none", Z + "set_to_none_true", M, "zero_
        set_to_none=False)
 option("module_zero_grad_always_none", Z + "set_to_none_false", M, "zero_grad",
        set_to_none=True)
-mutant(Z + "set_to_none_true", "module_zero_grad_does_nothing")(
+mutant(Z + "set_to_none_true", name="module_zero_grad_does_nothing")(
     lambda mp: mp.setattr(M, "zero_grad", lambda self, set_to_none=True: None))
 
 

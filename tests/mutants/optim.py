@@ -68,7 +68,7 @@ def _after_construction(mp):
 NONE_TRUE, NONE_FALSE = "optim.zero_grad.set_to_none_true", "optim.zero_grad.set_to_none_false"
 option("zero_grad_default_zeros", "optim.zero_grad.default", Opt, "zero_grad",
        defaults={"set_to_none": False})
-mutant((NONE_TRUE, "optim.training_loop.converges"), "zero_grad_does_nothing")(
+mutant((NONE_TRUE, "optim.training_loop.converges"), name="zero_grad_does_nothing")(
     lambda mp: mp.setattr(Opt, "zero_grad", lambda self, set_to_none=True: None))
 option("zero_grad_ignores_set_to_none", (NONE_TRUE, "optim.zero_grad.unused_stays_none"), Opt,
        "zero_grad", set_to_none=False)
@@ -163,9 +163,9 @@ FOREACH = "optim.sgd.foreach_matches_for_loop"
 sgd_option("sgd_lr_slightly_high", (PLAIN, "optim.training_loop.matches_gradient_descent"),
            lr=_times(OFF))
 sgd_option("sgd_adds_the_gradient", PLAIN, maximize=lambda m: not m)
-mutant(PLAIN, "sgd_lr_off_from_the_third_parameter")(
+mutant(PLAIN, name="sgd_lr_off_from_the_third_parameter")(
     lambda mp: _sgd_split(mp, lambda i, p: i >= 2, lr=_times(OFF)))
-mutant(PLAIN, "sgd_lr_off_for_large_parameters")(
+mutant(PLAIN, name="sgd_lr_off_for_large_parameters")(
     lambda mp: _sgd_split(mp, lambda i, p: p.numel() > 16, lr=_times(OFF)))
 sgd_option("tensor_lr_replaced_by_the_default", "optim.sgd.tensor_lr",
            lr=lambda lr: 1e-3 if isinstance(lr, torch.Tensor) else lr)
