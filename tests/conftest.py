@@ -22,6 +22,28 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-slow", action="store_true", default=False,
+        help="also run the self-tests marked slow (whole-suite repeats in random order, runs "
+             "under xdist, hangs waiting for the timeout): CI and `tox -e selftest` do.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: a self-test that runs the whole suite again, starts xdist workers "
+                   "or waits for a test to hang; deselected unless --run-slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    if config.getoption("run_slow"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
+
+
 def _preserve_imported_libraries() -> None:
     """Keep torch & co. in sys.modules across in-process runs.
 

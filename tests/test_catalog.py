@@ -1,15 +1,18 @@
 """The behavior catalog: well formed, and in one-to-one use by the suite."""
 
+from pathlib import Path
+
 import pytest
 
+from torchconform import protocol
 from torchconform.behaviors import CatalogError, load_catalog, load_seeds
 
 from .conftest import ROOT, SUITES
 
 
 @pytest.fixture(scope="module")
-def collected_behaviors():
-    """Behavior ids of every test in suites/, collected once in this process."""
+def collected_tests():
+    """(file relative to suites/, behavior id) of every test in suites/, collected once."""
     items = []
 
     class Grab:
@@ -21,7 +24,23 @@ def collected_behaviors():
                                "-p", "no:randomly", "-p", "no:cacheprovider",
                                "-c", str(ROOT / "pyproject.toml")], plugins=[Grab()])
     assert ret == 0
-    return {dict(item.user_properties).get("behavior") for item in items}
+    return [(Path(str(item.path)).relative_to(SUITES).as_posix(), protocol.behavior_of(item))
+            for item in items]
+
+
+@pytest.fixture(scope="module")
+def collected_behaviors(collected_tests):
+    return {behavior for _, behavior in collected_tests}
+
+
+def test_a_behavior_is_tested_in_the_file_its_id_names(collected_tests):
+    """Behavior `area.topic.rest` is tested in suites/<area>/test_<topic>.py, so an id leads to
+    its tests in one step (and a mutant's run collects one file). Benchmarks time behaviors of
+    every topic and are exempt."""
+    misplaced = sorted({(path, behavior) for path, behavior in collected_tests
+                        if not path.startswith("benchmarks/") and behavior is not None
+                        and path != "{}/test_{}.py".format(*behavior.split(".")[:2])})
+    assert misplaced == []
 
 
 def test_every_catalogued_behavior_has_a_test(collected_behaviors):

@@ -131,3 +131,15 @@ def test_privateuse1_backend_is_discovered_under_its_name(tmp_path):
                          check=True).stdout
     assert "['cpu', 'npu'] ['npu']" in out
     assert "npu:3 does not exist: torch sees 1 npu device(s)" in out
+
+
+@pytest.mark.parametrize("cuda, hip, kind", [
+    (None, None, "cpu"), ("12.4", None, "cuda"), (None, "6.2", "rocm")])
+def test_build_kind_reads_the_build_once_for_everyone(monkeypatch, cuda, hip, kind):
+    from torchconform.report.facts import torch_build
+
+    monkeypatch.setattr(torch.version, "cuda", cuda)
+    monkeypatch.setattr(torch.version, "hip", hip, raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: None)
+    assert devices.build_kind() == kind
+    assert torch_build()["build"] == kind

@@ -6,12 +6,14 @@ import pytest
 from torchconform.behaviors import load_catalog
 from torchconform.versions import TORCH_VERSION, torch_at_least
 
-from .mutants import all_mutants
+from .conftest import SUITES
+from .mutants import all_mutants, area_of
 
 MUTANTS = all_mutants()
-AREAS = sorted({m.area for m in MUTANTS})
+AREAS = sorted({area_of(b) for m in MUTANTS for b in m.behaviors})
 # The run options an area's mutants need (e.g. --mode compile) go into its baseline run too.
-AREA_ARGS = {area: next((m.extra_args for m in MUTANTS if m.area == area and m.extra_args), ())
+AREA_ARGS = {area: next((m.extra_args for m in MUTANTS if m.extra_args
+                         and any(area_of(b) == area for b in m.behaviors)), ())
              for area in AREAS}
 
 
@@ -23,22 +25,40 @@ def test_unmutated_area_passes(run_suite, area):
     assert result.ret == 0 and failed == 0 and passed > 0, result.behaviors("failed")
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
-def test_mutant_is_caught(run_suite, monkeypatch, mutant):
-    entry = load_catalog()[mutant.breaks]
+# One check per (mutant, behavior it names): a mutant naming several behaviors must make a
+# test of each of them fail. Ids lead with the behavior, so `-k module.state_dict` (or `-k
+# optim`, or a mutant's name) selects checks.
+CHECKS = [(m, b) for m in MUTANTS for b in m.behaviors]
+
+
+@pytest.mark.parametrize("mutant, behavior", CHECKS, ids=[f"{b}-{m.name}" for m, b in CHECKS])
+def test_mutant_is_caught(run_suite, monkeypatch, mutant, behavior):
+    entry = load_catalog()[behavior]
     if entry.since and not torch_at_least(entry.since):
-        pytest.skip(f"not applicable: {mutant.breaks} needs torch>={entry.since} "
+        pytest.skip(f"not applicable: {behavior} needs torch>={entry.since} "
                     f"(installed {TORCH_VERSION})")
     mutant.apply(monkeypatch)
-    result = run_suite(mutant.area, extra=[*mutant.extra_args, "--behavior", mutant.breaks])
+    # -x: the first failure of the behavior proves the point; --tb=no: formatting tracebacks
+    # (pytest parses each failing test's source) cost more than running the tests.
+    result = run_suite(_home(behavior),
+                       extra=[*mutant.extra_args, "--behavior", behavior, "-x", "--tb=no"])
     failed = result.behaviors("failed")
     assert result.ret == pytest.ExitCode.TESTS_FAILED, f"exit {result.ret}: the suite missed it"
-    assert mutant.breaks in failed, f"{mutant.breaks} still passes; failed instead: {failed}"
+    assert behavior in failed, f"{behavior} still passes; failed instead: {failed}"
+
+
+def _home(behavior: str) -> str:
+    """Where the behavior's tests live: suites/<area>/test_<topic>.py by the naming rule
+    (tests/test_catalog.py enforces it), else the whole area. Collecting one file instead of an
+    area is most of a mutant run's cost (every run imports and assertion-rewrites its files)."""
+    area, topic = behavior.split(".")[:2]
+    home = f"{area}/test_{topic}.py"
+    return home if (SUITES / home).is_file() else area
 
 
 def test_every_mutant_targets_a_catalogued_behavior():
     catalog = load_catalog()
-    assert [m.name for m in MUTANTS if m.breaks not in catalog] == []
+    assert [(m.name, b) for m, b in CHECKS if b not in catalog] == []
 
 
 def test_every_catalogued_behavior_has_a_mutant():
@@ -47,5 +67,5 @@ def test_every_catalogued_behavior_has_a_mutant():
     tests/test_contracts.py): its checks run on a class, not on torch."""
     from .contracts_broken import BROKEN_MODULES, BROKEN_OPTIMIZERS
 
-    broken = {m.breaks for m in MUTANTS} | {c.breaks for c in BROKEN_OPTIMIZERS + BROKEN_MODULES}
+    broken = {b for _, b in CHECKS} | {c.breaks for c in BROKEN_OPTIMIZERS + BROKEN_MODULES}
     assert sorted(set(load_catalog()) - broken) == []

@@ -58,6 +58,7 @@ def _by_behavior(doc, prefix):
     return [t for t in doc["tests"] if t["behavior"].startswith(prefix)]
 
 
+@pytest.mark.slow
 def test_crashing_test_fails_alone_and_reports_stay_complete_under_xdist(pytester, faulty_torch):
     result, doc, out = _run_suite(pytester, "--behavior", "module.apply,module.mode", "-n", "2",
                                   *faulty_torch("crash"))
@@ -72,6 +73,7 @@ def test_crashing_test_fails_alone_and_reports_stay_complete_under_xdist(pyteste
     assert "module.apply.returns_self" in page and "crashed" in page
 
 
+@pytest.mark.slow
 def test_hung_test_fails_by_timeout_under_xdist(pytester, faulty_torch):
     # Few hanging tests on purpose: each costs the timeout plus a new worker's torch import.
     result, doc, _ = _run_suite(pytester, "--behavior", "module.mode.recursive,"
@@ -84,6 +86,7 @@ def test_hung_test_fails_by_timeout_under_xdist(pytester, faulty_torch):
     assert [t["outcome"] for t in _by_behavior(doc, "module.apply")] == ["passed"]
 
 
+@pytest.mark.slow
 def test_hung_test_fails_by_timeout_without_xdist(pytester, faulty_torch):
     result, doc, _ = _run_suite(pytester, "--behavior", "module.mode.recursive,"
                                 "module.apply.returns_self", "--timeout", "3",
@@ -177,8 +180,10 @@ def test_stale_or_malformed_entries_are_usage_errors_naming_the_line(listed, tex
     (["--behavior=autograd.nope.none"], "*--behavior: no catalogued behavior matches*"),
 ])
 def test_bad_input_is_a_usage_error_without_traceback(pytester, args, message):
-    result = pytester.runpytest_subprocess(str(SUITES / "module"), "-c",
-                                           str(ROOT / "pyproject.toml"), *args)
+    # In-process: configure refuses the input before any test file is imported, so a fresh
+    # interpreter (and its torch import) would only add time.
+    result = pytester.runpytest_inprocess(str(SUITES / "module"), "-c",
+                                          str(ROOT / "pyproject.toml"), *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
@@ -189,6 +194,7 @@ def test_bad_input_is_a_usage_error_without_traceback(pytester, args, message):
 REPEATS = int(os.environ.get("TORCHCONFORM_REPEATS", "20" if os.environ.get("CI") else "3"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("repeat", range(REPEATS))
 def test_suite_passes_in_random_order_with_random_examples(run_suite, repeat):
     """Shuffled order (pytest-randomly) and fresh Hypothesis examples, REPEATS times
@@ -200,6 +206,7 @@ def test_suite_passes_in_random_order_with_random_examples(run_suite, repeat):
     assert result.ret == 0, f"seed {seed}: failed {result.behaviors('failed')}"
 
 
+@pytest.mark.slow
 def test_suite_passes_under_xdist(pytester):
     result = pytester.runpytest_subprocess(
         str(SUITES), "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),

@@ -13,7 +13,7 @@ from torchconform.report import matrix
 from torchconform.report.__main__ import main as report_main
 from torchconform.report.results import SCHEMA, SCHEMA_VERSION, keep_previous
 
-from .conftest import ROOT
+from .conftest import ROOT, SUITES
 
 SAMPLE = """
 import pytest, torch
@@ -129,6 +129,7 @@ def test_html_report_has_behavior_columns_environment_and_reproduction(sample_ru
         assert text in page
 
 
+@pytest.mark.slow
 def test_xdist_run_writes_one_complete_report(sample_run):
     result, out = sample_run("-n", "2")
     doc = json.loads((out / "conformance.json").read_text())
@@ -162,14 +163,32 @@ def test_unwritable_report_dir_is_a_usage_error(pytester, tmp_path):
     result.stderr.fnmatch_lines(["*--report-dir: cannot write reports to*"])
 
 
-def test_behaviors_option_prints_the_catalog(pytester):
-    result = pytester.runpytest("--behaviors")
+def test_behaviors_option_lists_each_behavior_with_its_tests(pytester):
+    result = pytester.runpytest(
+        str(SUITES / "module" / "test_zero_grad.py"), "--behaviors", "--device=cpu",
+        "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), "-p", "no:cacheprovider")
     assert result.ret == 0
     result.stdout.fnmatch_lines([
         "== module (* behaviors) ==",
+        "module.traversal.*",
+        "    test: none collected",
         "module.zero_grad.default",
         "*changed in torch 2.0: *",
+        "    test: suites/module/test_zero_grad.py::*[[]cpu[]]",
     ])
+    assert "passed" not in result.stdout.str()  # collected, listed, not run
+
+
+def test_behaviors_option_follows_the_behavior_filter(pytester):
+    result = pytester.runpytest(
+        str(SUITES / "module"), "--behaviors", "--behavior=module.zero_grad.default",
+        "--device=cpu", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
+        "-p", "no:cacheprovider")
+    assert result.ret == 0
+    listed = [line for line in result.stdout.lines if line.startswith("module.")]
+    assert listed == ["module.zero_grad.default"]
+    assert all("test_zero_grad.py::" in line
+               for line in result.stdout.lines if line.startswith("    test: "))
 
 
 # -- matrix ---------------------------------------------------------------------------------

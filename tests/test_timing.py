@@ -311,6 +311,7 @@ def test_timing_under_xdist_is_refused(pytester, sample):
     result.stderr.fnmatch_lines(["*benchmarks cannot be timed under pytest-xdist*"])
 
 
+@pytest.mark.slow
 def test_implicit_timing_under_xdist_runs_untimed_and_says_so(
         pytester, sample):
     """Without --benchmark-enable or --benchmark-disable (another project's configuration),
@@ -332,6 +333,7 @@ def test_implicit_timing_under_xdist_runs_untimed_and_says_so(
                                  "active, so each benchmark body ran once, untimed*"])
 
 
+@pytest.mark.slow
 def test_untimed_benchmarks_run_under_xdist(pytester, sample):
     suite = sample("""
         @behavior("module.apply.returns_self")

@@ -8,12 +8,18 @@ Suites import what they need from here:
 (torchconform.adapters) lacks the capability.
 """
 
-from .adapters import FLOAT64, FUSED_OPTIMIZERS, SERIALIZATION
-from .behaviors import behavior
-from .capabilities import requires
-from .protocol import not_applicable
-from .tolerances import assert_close, to_numpy
-from .versions import TORCH_VERSION, since, torch_at_least
+from .environment import require_importable_torch
+
+# A torch that cannot be imported is a usage error with the fix (pytest exit code 4), not a
+# traceback from whichever module imported it first. The rest of the checks run at configure.
+require_importable_torch()
+
+from .adapters import FLOAT64, FUSED_OPTIMIZERS, SERIALIZATION  # noqa: E402
+from .behaviors import behavior  # noqa: E402
+from .capabilities import requires  # noqa: E402
+from .protocol import not_applicable  # noqa: E402
+from .tolerances import assert_close, to_numpy  # noqa: E402
+from .versions import TORCH_VERSION, since, torch_at_least  # noqa: E402
 
 __all__ = ["behavior", "since", "not_applicable", "torch_at_least", "TORCH_VERSION",
            "assert_close", "to_numpy", "requires", "FLOAT64", "FUSED_OPTIMIZERS",

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import pytest
 
@@ -109,8 +109,10 @@ def load_seeds(directory: str = str(CATALOG_DIR)) -> Dict[str, Dict[str, str]]:
     return _read(path) if path.exists() else {}
 
 
-def format_catalog(catalog: Dict[str, Behavior]) -> str:
-    """The catalog as text, grouped by area: the table of contents of the suite."""
+def format_catalog(catalog: Dict[str, Behavior],
+                   tests: Optional[Dict[str, List[str]]] = None) -> str:
+    """The catalog as text, grouped by area: the table of contents of the suite. With `tests`
+    (behavior id -> node ids), each behavior also lists the tests that check it."""
     seeds = load_seeds()
     lines = []
     area = None
@@ -126,4 +128,7 @@ def format_catalog(catalog: Dict[str, Behavior]) -> str:
             lines.append(f"    since torch {entry.since} (not applicable before)")
         if entry.changed:
             lines.append(f"    changed in torch {entry.changed}: {entry.change}")
+        if tests is not None:
+            lines += [f"    test: {nodeid}" for nodeid in tests.get(entry.id, [])] or [
+                "    test: none collected"]
     return "\n".join(lines).lstrip("\n")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import pytest
 import torch
@@ -29,6 +29,7 @@ from . import (
     capabilities,
     devices,
     differential,
+    environment,
     expectations,
     isolation,
     modes,
@@ -38,7 +39,7 @@ from . import (
 )
 from .adapters import FLOAT64
 from .adapters.cuda import build_name
-from .behaviors import CatalogError, load_catalog
+from .behaviors import CatalogError, format_catalog, load_catalog
 from .modes import compiler, mode  # noqa: F401 - fixtures of the execution modes
 from .outcomes import CRASH_DIR, CrashAttribution, NativeStacks, RunCounter
 from .report.repro import call_spec, reproduction
@@ -100,8 +101,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write no conformance.json / conformance.html.")
     group.addoption(
         "--behaviors", action="store_true", default=False,
-        help="print the behavior catalog (id, statement, documentation, seed, version facts) "
-             "and exit.")
+        help="list every behavior (id, statement, documentation, seed, version facts) with the "
+             "node ids of the tests that check it: collects, runs nothing.")
     modes.add_options(group)
     group.addoption(
         "--isolate-failures", type=float, default=ISOLATION_BUDGET, metavar="SECONDS",
@@ -117,6 +118,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    environment.require()  # a broken environment stops here, not in hundreds of tests
     config.addinivalue_line(
         "markers", "behavior(id): the documented behavior (catalog id) that the test asserts")
     for module in config.getoption("backend_module"):
@@ -144,12 +146,14 @@ def pytest_configure(config: pytest.Config) -> None:
     except CatalogError as exc:
         raise pytest.UsageError(f"torchconform catalog: {exc}") from None
     _select_hypothesis_profile(config)
+    if config.getoption("behaviors"):  # like --collect-only: collect, list, run nothing
+        config.option.collectonly = True
+        config.option.verbose = min(config.option.verbose, -1)  # no header, no item list
+        config.pluginmanager.register(BehaviorListing(), "torchconform-behavior-listing")
     config.pluginmanager.register(RunCounter(), "torchconform-run-counter")
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
-        timeout = getattr(config.option, "timeout", None)
-        if timeout is None and config.pluginmanager.hasplugin("timeout"):
-            timeout = float(config.getini("timeout") or 0) or None
-        config.pluginmanager.register(CrashAttribution(config, timeout), "torchconform-crashes")
+        config.pluginmanager.register(CrashAttribution(config, _timeout(config)),
+                                      "torchconform-crashes")
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(
             capabilities.MissingCapabilitySummary(config.stash[devices.TESTED]),
@@ -163,14 +167,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_MOVED] = moved
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config):
-    if config.getoption("behaviors"):  # like --fixtures: print and exit, run nothing
-        from .behaviors import format_catalog
+def _timeout(config: pytest.Config) -> Optional[float]:
+    """The per-test timeout pytest-timeout applies, resolved by pytest-timeout itself
+    (get_env_settings: --timeout, then PYTEST_TIMEOUT, then the ini file), or None."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        return None
+    import pytest_timeout
 
-        print(format_catalog(load_catalog()))
-        return 0
-    return None
+    return pytest_timeout.get_env_settings(config).timeout or None
 
 
 def _configure_xdist_worker(config: pytest.Config) -> None:
@@ -192,13 +196,18 @@ def _configure_xdist_worker(config: pytest.Config) -> None:
 
 def _select_hypothesis_profile(config: pytest.Config) -> None:
     from hypothesis import settings
+    from hypothesis.errors import InvalidArgument
 
     name = config.getoption("hypothesis_profile", default=None)
-    known = set(getattr(settings, "_profiles", {})) or set(profiles.PROFILES)
-    if name is not None and name not in known:
-        raise pytest.UsageError(
-            f"--hypothesis-profile: unknown profile {name!r}; known: {', '.join(sorted(known))}")
-    config.stash[_PREVIOUS_PROFILE] = getattr(settings, "_current_profile", None)
+    if name is not None:
+        try:
+            settings.get_profile(name)
+        except InvalidArgument:
+            raise pytest.UsageError(
+                f"--hypothesis-profile: unknown profile {name!r}; known here: "
+                f"{', '.join(sorted(profiles.PROFILES))} (and any your conftest registers)"
+            ) from None
+    config.stash[_PREVIOUS_PROFILE] = profiles.current()
     if name is None:  # Hypothesis' own plugin loads an explicitly named profile.
         name = profiles.default_profile()
         settings.load_profile(name)
@@ -209,8 +218,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     # Nested runs (pytester) must not leave their profile behind in the calling process.
     previous = config.stash.get(_PREVIOUS_PROFILE, None)
     if previous is not None:
-        from hypothesis import settings
-        settings.load_profile(previous)
+        profiles.restore(previous)
 
 
 def pytest_report_header(config: pytest.Config) -> List[str]:
@@ -318,6 +326,39 @@ def _select_behaviors(config: pytest.Config, items: List[pytest.Item], catalog) 
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if selected(item)]
+
+
+class BehaviorListing:
+    """--behaviors: the catalog, each behavior with the node ids of the tests that check it
+    (collected like any run, so --behavior and the known-failure lists apply)."""
+
+    def __init__(self) -> None:
+        self.tests: Dict[str, List[str]] = {}
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config,
+                                      items: List[pytest.Item]) -> None:
+        for item in items:
+            bid = protocol.behavior_of(item)
+            if bid is not None:
+                self.tests.setdefault(bid, []).append(item.nodeid)
+        items[:] = []  # listed here, not once more by --collect-only
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if session.testsfailed:  # collection errors: pytest reports them, nothing to list
+            return
+        catalog = load_catalog()
+        wanted = session.config.getoption("behavior_filter")
+        if wanted:
+            prefixes = [p.strip() for p in wanted.split(",") if p.strip()]
+            catalog = {k: v for k, v in catalog.items()
+                       if protocol.matches_behavior(k, prefixes)}
+        print(format_catalog(catalog, self.tests), flush=True)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and not session.testsfailed:
+            session.exitstatus = pytest.ExitCode.OK  # the items were listed, then dropped
 
 
 # -- fixtures ------------------------------------------------------------------------------

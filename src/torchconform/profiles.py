@@ -34,3 +34,18 @@ def register() -> None:
 def default_profile() -> str:
     """`ci` when the CI environment variable is set (as CI services do), else `dev`."""
     return "ci" if os.environ.get("CI", "").lower() not in ("", "0", "false", "no") else "dev"
+
+
+def current():
+    """Something profiles.restore() can reload: the active profile's name where Hypothesis
+    tells it (settings.get_current_profile_name, in recent Hypothesis), else the active
+    settings object (settings.default; both are public API)."""
+    name_of = getattr(settings, "get_current_profile_name", None)
+    return name_of() if name_of is not None else settings.default
+
+
+def restore(previous) -> None:
+    if not isinstance(previous, str):  # a settings object: reload it as a profile of its own
+        settings.register_profile("torchconform-previous", parent=previous)
+        previous = "torchconform-previous"
+    settings.load_profile(previous)

@@ -1,0 +1,1 @@
+"""Direct tests of the harness helpers, against values computed by hand."""
