@@ -15,7 +15,7 @@ import pytest
 import torch
 from hypothesis import strategies as st
 
-from . import oracles_optim
+from . import oracles, oracles_optim
 from .protocol import not_applicable
 from .strategies import generators, shapes, signed_values
 from .tolerances import assert_close, to_numpy, tolerance
@@ -153,3 +153,29 @@ def widest_float(device) -> torch.dtype:
     except (RuntimeError, TypeError):
         return torch.float32
     return torch.float64
+
+
+def compiled_sgd_alongside(device, mode, trajectory, options, lrs, tensor_lr=False):
+    """Step SGD's `mode.function(optimizer.step)` (eager or compiled, torchconform.modes) on
+    `trajectory` next to the documented rule, setting the learning rate to lrs[t] before step t
+    (a float in param_groups, or the Tensor lr filled in place). Compares parameters after
+    every step."""
+    values, grads = trajectory
+    params = [torch.tensor(v, device=device, dtype=torch.float32, requires_grad=True)
+              for v in values]
+    lr = torch.tensor(lrs[0], dtype=torch.float64) if tensor_lr else lrs[0]
+    optimizer = torch.optim.SGD(params, lr=lr, **options)
+    step = mode.function(optimizer.step)
+    oracle = oracles.SGD([to_numpy(p) for p in params], lr=lrs[0], **options)
+    for t, (step_grads, value) in enumerate(zip(grads, lrs), start=1):
+        if tensor_lr:
+            optimizer.param_groups[0]["lr"].fill_(value)
+        else:
+            optimizer.param_groups[0]["lr"] = value
+        oracle.lr = value
+        for p, g in zip(params, step_grads):
+            p.grad = torch.tensor(g, device=device, dtype=torch.float32)
+        step()
+        expected = oracle.step(step_grads)
+        for i, p in enumerate(params):
+            assert_close(p, expected[i], what=f"parameter {i} after step {t}")

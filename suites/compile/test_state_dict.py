@@ -33,7 +33,7 @@ def test_compiled_module_state_dict_keys_carry_the_orig_mod_prefix(device, compi
     compiled.load_state_dict(compiled.state_dict())
 
 
-@behavior("compile.module_compile.in_place")
+@behavior("compile.state_dict.module_compile_in_place")
 def test_module_compile_keeps_the_class_and_state_dict_keys(device, compiler):
     from torch._dynamo.utils import counters
 

@@ -6,6 +6,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from torchconform import assert_close, behavior, oracles, to_numpy
+from torchconform.optim_alongside import compiled_sgd_alongside
 from torchconform.strategies import arrays
 
 #: The optimizer's keyword arguments: every option set, none to SGD's own default, so a group
@@ -158,3 +159,21 @@ def test_add_param_group_makes_a_frozen_layer_trainable(device):
     optimizer.step()
     assert_close(body, [2.0 - 0.1, 3.0 + 0.2])
     assert head.detach().cpu().tolist() == [1.0]  # no gradient: untouched
+
+
+# A fixed two-parameter trajectory (initial values, gradients of four steps) for the compiled
+# check below.
+_TWO_PARAMS = (
+    [np.array([[1.5, -0.75], [0.5, 2.0]]), np.array(-1.25)],
+    [[np.array([[0.5, -1.0], [0.25, 1.5]]), np.array(0.75)],
+     [np.array([[-0.5, 0.25], [1.0, -0.125]]), np.array(1.5)],
+     [np.array([[1.25, 0.5], [-0.75, 0.5]]), np.array(-0.5)],
+     [np.array([[0.125, -1.5], [0.5, 1.0]]), np.array(0.25)]])
+
+
+@behavior("optim.param_groups.per_group_options")
+def test_float_lr_changed_between_steps_takes_effect_in_every_mode(device, mode):
+    """A float lr edited in param_groups between (compiled) steps is the lr of the next step
+    (under torch.compile each new float value recompiles the step)."""
+    compiled_sgd_alongside(device, mode, _TWO_PARAMS, {"momentum": 0.9},
+                           lrs=[0.1, 0.05, 0.2, 0.01])

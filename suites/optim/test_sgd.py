@@ -26,6 +26,7 @@ from torchconform import (
     since,
     to_numpy,
 )
+from torchconform.optim_alongside import compiled_sgd_alongside
 from torchconform.strategies import generators, shapes, signed_values
 
 STEPS = 4
@@ -309,31 +310,6 @@ def test_unspecified_foreach_uses_the_documented_implementation(device, monkeypa
 
 # -- the same rules with the step compiled (--mode compile) ------------------------------------
 
-def _compiled_alongside(device, mode, options, lrs, tensor_lr=False):
-    """Step `mode.function(optimizer.step)` on SEED_TRAJECTORY next to the oracle, setting the
-    learning rate to lrs[t] before step t (a float in param_groups, or the Tensor lr filled in
-    place). Compares parameters after every step."""
-    values, grads = SEED_TRAJECTORY
-    params = [torch.tensor(v, device=device, dtype=torch.float32, requires_grad=True)
-              for v in values]
-    lr = torch.tensor(lrs[0], dtype=torch.float64) if tensor_lr else lrs[0]
-    optimizer = torch.optim.SGD(params, lr=lr, **options)
-    step = mode.function(optimizer.step)
-    oracle = oracles.SGD([to_numpy(p) for p in params], lr=lrs[0], **options)
-    for t, (step_grads, value) in enumerate(zip(grads, lrs), start=1):
-        if tensor_lr:
-            optimizer.param_groups[0]["lr"].fill_(value)
-        else:
-            optimizer.param_groups[0]["lr"] = value
-        oracle.lr = value
-        for p, g in zip(params, step_grads):
-            p.grad = torch.tensor(g, device=device, dtype=torch.float32)
-        step()
-        expected = oracle.step(step_grads)
-        for i, p in enumerate(params):
-            assert_close(p, expected[i], what=f"parameter {i} after step {t}")
-
-
 @pytest.mark.parametrize("options", [
     pytest.param({}, marks=behavior("optim.sgd.plain"), id="plain"),
     pytest.param({"momentum": 0.9}, marks=behavior("optim.sgd.momentum"), id="momentum"),
@@ -349,18 +325,12 @@ def _compiled_alongside(device, mode, options, lrs, tensor_lr=False):
 def test_step_follows_the_documented_rule_in_every_mode(device, mode, options):
     """Each SGD variant on the seed trajectory, with the step called eagerly or compiled
     (torch.compile(optimizer.step), as the optimizer-compile tutorial does)."""
-    _compiled_alongside(device, mode, options, lrs=[0.1] * len(SEED_TRAJECTORY[1]))
-
-
-@behavior("optim.param_groups.per_group_options")
-def test_float_lr_changed_between_steps_takes_effect_in_every_mode(device, mode):
-    """A float lr edited in param_groups between (compiled) steps is the lr of the next step
-    (under torch.compile each new float value recompiles the step)."""
-    _compiled_alongside(device, mode, {"momentum": 0.9}, lrs=[0.1, 0.05, 0.2, 0.01])
+    compiled_sgd_alongside(device, mode, SEED_TRAJECTORY, options,
+                           lrs=[0.1] * len(SEED_TRAJECTORY[1]))
 
 
 @behavior("optim.sgd.tensor_lr")
 def test_tensor_lr_filled_between_steps_takes_effect_in_every_mode(device, mode):
     """A Tensor lr changed in place between (compiled) steps is the lr of the next step."""
-    _compiled_alongside(device, mode, {"momentum": 0.9}, lrs=[0.1, 0.05, 0.2, 0.01],
-                        tensor_lr=True)
+    compiled_sgd_alongside(device, mode, SEED_TRAJECTORY, {"momentum": 0.9},
+                           lrs=[0.1, 0.05, 0.2, 0.01], tensor_lr=True)

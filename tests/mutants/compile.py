@@ -42,7 +42,7 @@ def compiled_state_dict_without_prefix(mp):
                lambda self, *a, **k: self._orig_mod.state_dict(*a, **k), raising=False)
 
 
-@mutant(breaks="compile.module_compile.in_place", extra_args=COMPILE)
+@mutant(breaks="compile.state_dict.module_compile_in_place", extra_args=COMPILE)
 def module_compile_does_nothing(mp):
     mp.setattr(nn.Module, "compile", lambda self, *args, **kwargs: None)
 
