@@ -80,8 +80,7 @@ TIMM_MODELS = [("resnet18", (2, 3, 32, 32)), ("mobilenetv3_small_050", (2, 3, 32
                ("vit_tiny_patch16_224", (2, 3, 224, 224)), ("efficientnet_b0", (2, 3, 32, 32)),
                ("convnext_atto", (2, 3, 32, 32)), ("deit_tiny_patch16_224", (2, 3, 224, 224))]
 TV_MODELS = [("resnet18", (2, 3, 32, 32)), ("mobilenet_v3_small", (2, 3, 32, 32)),
-             ("vit_b_16", None), ("squeezenet1_0", (2, 3, 64, 64)),
-             ("shufflenet_v2_x0_5", (2, 3, 32, 32)), ("efficientnet_b0", (2, 3, 32, 32))]
+             ("squeezenet1_1", (2, 3, 64, 64)), ("shufflenet_v2_x0_5", (2, 3, 32, 32))]
 
 
 def optimizer_candidates(library: str) -> List[Tuple[str, str, list]]:
@@ -184,16 +183,23 @@ def module_specs(library: str) -> List[dict]:
                  "name": f"timm:{n}", "input_shape": list(s)} for n, s in TIMM_MODELS]
     return [{"kind": "module", "target": "contract_survey:torchvision_model", "args": [n],
              "name": f"torchvision:{n}", "input_shape": list(s or (2, 3, 224, 224))}
-            for n, s in TV_MODELS]
+            for n, s in TV_MODELS]  # vit_b_16 (86M parameters) overran the time budget
 
 
 LIBRARIES = ["pytorch_optimizer", "torch_optimizer", "lion_pytorch", "schedulefree",
              "timm_optimizers", "timm_models", "torchvision_models"]
 
-#: The fixed CI sample (--quick): a few classes with known violations and a few that conform.
-QUICK = {
-    "quick": ["lion_pytorch:Lion", "torch_optimizer:Yogi", "torch_optimizer:Lookahead",
-              "pytorch_optimizer:Lion", "schedulefree:AdamWScheduleFree", "timm:resnet18"],
+#: The fixed CI sample (--quick): per library, classes and the contracts each is known to
+#: break (docs/contracts/third-party.md, reproduced there). The run fails when the kit finds
+#: other violations than these: a missed known violation, or a new one.
+QUICK: Dict[str, Dict[str, set]] = {
+    "lion_pytorch": {"Lion": {"copy"}},
+    "torch_optimizer": {"Ranger": {"copy", "state_device_dtype", "step_closure"},
+                        "RAdam": {"param_groups", "state_device_dtype"},
+                        "Yogi": set()},
+    "schedulefree": {"AdamWScheduleFreeClosure": {"lr_edit", "params_without_grad"}},
+    "pytorch_optimizer": {"Conda": {"copy", "state_dict_weights_only"}},
+    "timm_models": {"timm:mobilenetv3_small_050": set()},
 }
 
 
@@ -206,14 +212,15 @@ def run(library: str, out: Path, quick_targets=None) -> dict:
         specs = module_specs(library)
     else:
         for label, target, args in optimizer_candidates(library):
+            if quick_targets is not None and label not in quick_targets:
+                continue
             spec, why = probe_optimizer(label, target, args)
             if spec is None:
                 skipped[label] = why
             else:
                 specs.append(spec)
     if quick_targets is not None:
-        specs = [s for s in specs if s["target"] in quick_targets
-                 or s.get("name") in quick_targets]
+        specs = [s for s in specs if s.get("name") in quick_targets]
     (folder / "specs.json").write_text(json.dumps(specs, indent=1))
     command = [sys.executable, "-m", "torchconform.contracts", "--spec-file",
                str(folder / "specs.json"), "--report-dir", str(folder), "--", "-q",
@@ -265,15 +272,31 @@ def main() -> int:
     failed = False
     libraries = ns.libraries.split(",")
     for library in libraries:
-        quick = None
-        if ns.quick:
-            quick = set(QUICK["quick"])
-        result = run(library, out, quick)
-        if ns.quick and not result["specs"]:
+        quick = QUICK.get(library) if ns.quick else None
+        if ns.quick and not quick:
             continue
+        result = run(library, out, quick)
         print(summarize(result), flush=True)
         failed |= result["exit"] not in (0, 1)
+        if ns.quick:
+            found = violations(result["report"])
+            for name, expected in quick.items():
+                got = found.get(name, set())
+                if got != expected:
+                    print(f"QUICK MISMATCH {library} {name}: found {sorted(got)}, "
+                          f"known {sorted(expected)}")
+                    failed = True
     return 1 if failed else 0
+
+
+def violations(report: Path) -> Dict[str, set]:
+    """Contracts each class failed (declared deviations excluded)."""
+    found: Dict[str, set] = defaultdict(set)
+    if report.exists():
+        for t in json.loads(report.read_text())["tests"]:
+            if t["outcome"] in ("failed", "error"):
+                found[t["subject"]].add(t["behavior"].rsplit(".", 1)[1])
+    return found
 
 
 if __name__ == "__main__":
