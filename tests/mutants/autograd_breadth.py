@@ -448,3 +448,25 @@ def detect_anomaly_without_forward_traceback(mp):
 def check_nan_false_ignored(mp):
     original = torch.autograd.detect_anomaly
     mp.setattr(torch.autograd, "detect_anomaly", lambda check_nan=True: original(True))
+
+
+@mutant(breaks="autograd.anomaly.set_detect_anomaly")
+def set_detect_anomaly_only_works_as_a_context_manager(mp):
+    # Construction records the mode but switches nothing: a plain call has no effect.
+    original = torch.autograd.set_detect_anomaly
+
+    class Lazy(original):
+        def __init__(self, mode, check_nan=True):
+            self.prev = torch.is_anomaly_enabled()
+            self.prev_check_nan = torch.is_anomaly_check_nan_enabled()
+            self.mode, self.check_nan = mode, check_nan
+
+        def __enter__(self):
+            torch.set_anomaly_enabled(self.mode, self.check_nan)
+
+    mp.setattr(torch.autograd, "set_detect_anomaly", Lazy)
+
+
+@mutant(breaks="autograd.anomaly.set_detect_anomaly")
+def set_detect_anomaly_block_leaves_the_mode_on(mp):
+    mp.setattr(torch.autograd.set_detect_anomaly, "__exit__", lambda self, *exc: None)
