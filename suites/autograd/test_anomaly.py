@@ -101,3 +101,35 @@ def test_check_nan_false_keeps_anomaly_mode_without_raising(device):
 def _line():
     """The caller's current line number."""
     return inspect.currentframe().f_back.f_lineno
+
+
+@behavior("autograd.anomaly.set_detect_anomaly")
+def test_set_detect_anomaly_as_a_function_switches_until_set_again(device):
+    w = _w(device)
+    prev = torch.is_anomaly_enabled()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.autograd.set_detect_anomaly(True)  # a plain call, no with block
+            assert torch.is_anomaly_enabled() is True
+            with pytest.raises(RuntimeError, match="'SqrtBackward0' returned nan"):
+                (torch.sqrt(w) * 0).sum().backward()
+            torch.autograd.set_detect_anomaly(False)
+            assert torch.is_anomaly_enabled() is False
+    finally:
+        torch.autograd.set_detect_anomaly(prev)
+
+
+@behavior("autograd.anomaly.set_detect_anomaly")
+@pytest.mark.parametrize("outer", [False, True])
+def test_set_detect_anomaly_block_sets_the_mode_and_restores_the_previous(device, outer):
+    prev = torch.is_anomaly_enabled()
+    try:
+        torch.autograd.set_detect_anomaly(outer)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with torch.autograd.set_detect_anomaly(not outer):
+                assert torch.is_anomaly_enabled() is (not outer)
+            assert torch.is_anomaly_enabled() is outer
+    finally:
+        torch.autograd.set_detect_anomaly(prev)

@@ -106,3 +106,21 @@ def test_dropout_mask_is_replayed_in_the_recomputation(device, checkpointed):
     assert 0 < kept.sum() < 64
     # y = mask * x w / (1 - p), so dL/dw = mask * x / (1 - p) with the forward's mask.
     assert_close(w.grad, np.where(kept, x_np / (1 - p), 0.0), what="dL/dw with the same mask")
+
+
+@behavior("autograd.checkpoint.determinism_check")
+def test_recomputation_with_other_shapes_raises_checkpoint_error(device):
+    # The forward differs on its second run (as with a global flag that changed): by default
+    # (determinism_check="default") backward compares the recomputed tensors' metadata with
+    # what was saved and raises instead of returning wrong gradients.
+    calls = []
+
+    def fn(x):
+        calls.append(1)
+        return torch.sin(x if len(calls) == 1 else x[:1])
+
+    x = torch.tensor([0.5, -1.0, 2.0], device=device, requires_grad=True)
+    y = ckpt.checkpoint(fn, x, use_reentrant=False)
+    with pytest.raises(ckpt.CheckpointError, match="different metadata"):
+        y.sum().backward()
+    assert issubclass(ckpt.CheckpointError, RuntimeError)

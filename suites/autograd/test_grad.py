@@ -110,3 +110,14 @@ def test_materialize_grads_returns_zeros_for_an_unused_input(device):
     assert ga.cpu().tolist() == [4.0, 6.0]
     assert gu is not None and gu.shape == unused.shape and gu.device == unused.device
     assert gu.cpu().tolist() == [0.0, 0.0, 0.0]
+
+
+@behavior("autograd.grad.materialize_grads_allow_unused")
+def test_materialize_grads_implies_allow_unused_and_refuses_an_explicit_false(device):
+    a = torch.tensor([2.0, 3.0], device=device, requires_grad=True)
+    unused = torch.tensor([1.0, -1.0], device=device, requires_grad=True)
+    _, gu = torch.autograd.grad((a**2).sum(), [a, unused], materialize_grads=True)
+    assert gu.cpu().tolist() == [0.0, 0.0]  # allow_unused not passed: no error, zeros
+    with pytest.raises(ValueError, match="allow_unused"):
+        torch.autograd.grad((a**2).sum(), [a, unused], allow_unused=False,
+                            materialize_grads=True)

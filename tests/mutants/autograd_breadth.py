@@ -448,3 +448,58 @@ def detect_anomaly_without_forward_traceback(mp):
 def check_nan_false_ignored(mp):
     original = torch.autograd.detect_anomaly
     mp.setattr(torch.autograd, "detect_anomaly", lambda check_nan=True: original(True))
+
+
+@mutant(breaks="autograd.anomaly.set_detect_anomaly")
+def set_detect_anomaly_only_works_as_a_context_manager(mp):
+    # Construction records the mode but switches nothing: a plain call has no effect.
+    original = torch.autograd.set_detect_anomaly
+
+    class Lazy(original):
+        def __init__(self, mode, check_nan=True):
+            self.prev = torch.is_anomaly_enabled()
+            self.prev_check_nan = torch.is_anomaly_check_nan_enabled()
+            self.mode, self.check_nan = mode, check_nan
+
+        def __enter__(self):
+            torch.set_anomaly_enabled(self.mode, self.check_nan)
+
+    mp.setattr(torch.autograd, "set_detect_anomaly", Lazy)
+
+
+@mutant(breaks="autograd.anomaly.set_detect_anomaly")
+def set_detect_anomaly_block_leaves_the_mode_on(mp):
+    mp.setattr(torch.autograd.set_detect_anomaly, "__exit__", lambda self, *exc: None)
+
+
+@mutant(breaks="autograd.checkpoint.determinism_check")
+def checkpoint_determinism_check_off(mp):
+    # The metadata comparison is skipped unless asked for: a changed recomputation goes
+    # unnoticed (or fails later with an unrelated error).
+    def make(orig):
+        def checkpoint(function, *args, determinism_check="default", **kwargs):
+            return orig(function, *args, determinism_check="none", **kwargs)
+        return checkpoint
+    wrap(mp, checkpoint_module, "checkpoint", make)
+
+
+@mutant(breaks="autograd.grad.materialize_grads_allow_unused")
+def materialize_grads_accepts_allow_unused_false(mp):
+    def make(orig):
+        def grad(outputs, inputs, *args, allow_unused=None, materialize_grads=False, **kw):
+            if materialize_grads:
+                allow_unused = True
+            return orig(outputs, inputs, *args, allow_unused=allow_unused,
+                        materialize_grads=materialize_grads, **kw)
+        return grad
+    wrap(mp, torch.autograd, "grad", make)
+
+
+@mutant(breaks="autograd.grad.materialize_grads_allow_unused")
+def materialize_grads_needs_an_explicit_allow_unused(mp):
+    def make(orig):
+        def grad(outputs, inputs, *args, allow_unused=None, materialize_grads=False, **kw):
+            return orig(outputs, inputs, *args, allow_unused=bool(allow_unused),
+                        materialize_grads=materialize_grads, **kw)
+        return grad
+    wrap(mp, torch.autograd, "grad", make)
