@@ -163,7 +163,7 @@ def test_cli_checks_an_optimizer_next_to_a_reference_and_writes_the_reports(tmp_
     assert (tmp_path / "reports" / "conformance.html").exists()
     assert {t["behavior"] for t in tests.values()} == {
         c.id for c in contracts_for("optimizer")}
-    departure = json.loads(tests["cpu-Momentum-matches_reference"]["departure"])
+    departure = tests["cpu-Momentum-matches_reference"]["departure"]  # JSON facts: objects
     assert departure["reference"] == "torch.optim.SGD" and departure["max_abs_difference"] < 1e-5
 
 

@@ -61,6 +61,7 @@ def _message(report: pytest.TestReport) -> str:
 
 
 def _json_fact(text: Optional[str]) -> Any:
+    """A fact recorded as JSON text (departure, isolation), as an object in the report."""
     try:
         return json.loads(text) if text else None
     except ValueError:
