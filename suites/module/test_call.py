@@ -1,6 +1,7 @@
 """Calling a module runs forward() and its hooks; calling forward() directly skips the hooks."""
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -190,3 +191,23 @@ def test_removed_hook_no_longer_runs(device):
 def test_model_call_and_forward_give_identical_values(device):
     m, x = _model_and_input(device)
     assert np.array_equal(to_numpy(m(x)), to_numpy(m.forward(x)))
+
+
+@behavior("module.call.forward_hook_always_call")
+def test_forward_hook_with_always_call_runs_even_when_forward_raises(device):
+    class Failing(nn.Module):
+        def forward(self, x):
+            if x.sum() < 0:
+                raise ValueError("negative input")
+            return x
+
+    m = Failing().to(device)
+    calls = []
+    m.register_forward_hook(lambda mod, args, out: calls.append("plain"))
+    m.register_forward_hook(lambda mod, args, out: calls.append("always"), always_call=True)
+    m(torch.ones(1, device=device))
+    assert calls == ["plain", "always"]  # no exception: both run, in registration order
+    calls.clear()
+    with pytest.raises(ValueError, match="negative input"):  # the error still propagates
+        m(-torch.ones(1, device=device))
+    assert calls == ["always"]

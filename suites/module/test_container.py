@@ -233,6 +233,28 @@ def test_parameter_dict_converts_tensors_and_registers_them_by_key(device):
     assert keep["k"] is given_param and keep["k"].requires_grad is False
 
 
+@behavior("module.container.parameterdict_methods")
+def test_parameter_dict_setdefault_get_popitem_and_fromkeys(device):
+    kept = nn.Parameter(torch.ones(2, device=device))
+    pd = nn.ParameterDict({"a": kept})
+    assert pd.setdefault("a", torch.zeros(3, device=device)) is kept  # present: untouched
+    assert pd["a"] is kept
+    added = pd.setdefault("b", torch.full((3,), 4.0, device=device))  # absent: inserted
+    assert isinstance(added, nn.Parameter) and pd["b"] is added
+    assert torch.equal(added.detach().cpu(), torch.full((3,), 4.0))
+    assert [n for n, _ in pd.named_parameters()] == ["a", "b"]
+    assert pd.get("a") is kept and pd.get("missing") is None and pd.get("missing", 7) == 7
+    assert "missing" not in pd  # get() does not insert
+    key, value = pd.popitem()  # the last inserted pair
+    assert key == "b" and value is added
+    assert list(pd.keys()) == ["a"] and [n for n, _ in pd.named_parameters()] == ["a"]
+    fresh = pd.fromkeys(["x", "y"], torch.ones(1, device=device))
+    assert type(fresh) is nn.ParameterDict and fresh is not pd
+    assert list(fresh.keys()) == ["x", "y"]
+    assert all(isinstance(p, nn.Parameter) for p in fresh.values())
+    assert list(pd.keys()) == ["a"]
+
+
 @behavior("module.container.plain_list_not_registered")
 def test_plain_list_or_dict_of_modules_is_not_registered(device):
     class Net(nn.Module):

@@ -168,6 +168,24 @@ def test_load_with_mismatched_shape_raises(device):
                            "bias": torch.zeros(1, device=device)})
 
 
+@behavior("module.state_dict.load_into_none_raises")
+@pytest.mark.parametrize("kind", ["parameter", "buffer"])
+def test_loading_a_key_registered_as_none_raises(device, kind):
+    m = LinearModel().to(device)
+    if kind == "parameter":
+        m.bias = None  # the name stays registered, with no tensor behind it
+        name = "bias"
+    else:
+        m.register_buffer("stats", None)
+        name = "stats"
+    state = {"weight": torch.full((1, 1), 2.0, device=device),
+             name: torch.zeros(1, device=device)}
+    with pytest.raises(RuntimeError, match=name):
+        m.load_state_dict(state)
+    assert getattr(m, name) is None  # the slot is not filled by the load
+    assert name in (m._parameters if kind == "parameter" else m._buffers)
+
+
 @behavior("module.state_dict.save_load_round_trip")
 @given(spec=module_trees(max_depth=2))
 @example(spec=DEEP_TREE)
