@@ -160,15 +160,15 @@ def test_module_list_mutations_keep_indices_as_names(device):
 @behavior("module.container.moduledict_registration")
 def test_module_dict_registers_modules_under_their_keys_in_insertion_order(device):
     conv, pool = nn.Linear(1, 1), nn.Linear(1, 2)
-    md = nn.ModuleDict({"conv": conv, "pool": pool})
+    md = nn.ModuleDict({"pool": pool, "conv": conv})  # a plain dict's order, not sorted order
     md["act"] = nn.ReLU()
     md = md.to(device)
-    assert list(md.keys()) == ["conv", "pool", "act"]
-    assert [n for n, _ in md.named_children()] == ["conv", "pool", "act"]
-    assert list(md.state_dict()) == ["conv.weight", "conv.bias", "pool.weight", "pool.bias"]
+    assert list(md.keys()) == ["pool", "conv", "act"]
+    assert [n for n, _ in md.named_children()] == ["pool", "conv", "act"]
+    assert list(md.state_dict()) == ["pool.weight", "pool.bias", "conv.weight", "conv.bias"]
     assert md["pool"] is pool and "conv" in md and "x" not in md and len(md) == 3
-    assert list(md.values())[:2] == [conv, pool]
-    assert [k for k, _ in md.items()] == ["conv", "pool", "act"]
+    assert list(md.values())[:2] == [pool, conv]
+    assert [k for k, _ in md.items()] == ["pool", "conv", "act"]
     with pytest.raises(KeyError):
         md["x"]
 
