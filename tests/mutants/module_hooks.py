@@ -60,6 +60,12 @@ def backward_hook_output_not_wrapped(mp):
     mp.setattr(hooks.BackwardHook, "setup_output_hook", lambda self, args: args)
 
 
+@mutant(breaks="module.backward_hooks.inplace_output_raises")
+def backward_hook_inputs_not_wrapped(mp):
+    # forward() then gets the caller's own tensors, so in-place changes to them go unnoticed.
+    mp.setattr(hooks.BackwardHook, "setup_input_hook", lambda self, args: args)
+
+
 # -- global_hooks ----------------------------------------------------------------------------
 
 @mutant(breaks="module.global_hooks.forward_pre_hook")
