@@ -3,6 +3,7 @@
 import io
 import pickle
 import warnings
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -166,6 +167,16 @@ def test_load_with_mismatched_shape_raises(device):
     with pytest.raises(RuntimeError, match="size mismatch for weight"):
         m.load_state_dict({"weight": torch.zeros(3, device=device),
                            "bias": torch.zeros(1, device=device)})
+
+
+@behavior("module.state_dict.destination")
+def test_state_dict_fills_and_returns_a_given_destination(device):
+    m = _tree(device)
+    destination = {"already": 1}
+    assert m.state_dict(destination=destination) is destination  # updated, not copied
+    assert list(destination) == ["already"] + TREE_KEYS
+    assert destination["sub1.count"].tolist() == [2, 5]
+    assert isinstance(m.state_dict(), OrderedDict)  # without one, a new OrderedDict
 
 
 @behavior("module.state_dict.load_into_none_raises")

@@ -18,3 +18,14 @@ def load_ignores_keys_of_none_slots(mp):
             return orig(self, state_dict, prefix, *args, **kwargs)
         return load
     wrap(mp, nn.Module, "_load_from_state_dict", make)
+
+
+@mutant(breaks="module.state_dict.destination")
+def state_dict_ignores_destination(mp):
+    def make(orig):
+        def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
+            if destination is not None and not prefix:  # top-level call: builds its own dict
+                destination = None
+            return orig(self, *args, destination=destination, prefix=prefix, keep_vars=keep_vars)
+        return state_dict
+    wrap(mp, nn.Module, "state_dict", make)
