@@ -135,3 +135,30 @@ def test_modifying_the_output_in_place_under_a_backward_hook_raises(device):
     plain = Bilinear(2, 2).to(device)
     plain(a, b).add_(1)  # without backward hooks the same in-place change is allowed
     assert np.isfinite(to_numpy(out)).all()
+
+    class DoublesInPlace(nn.Module):
+        def forward(self, x):
+            return x.mul_(2)
+
+    # Inputs too: forward() gets a view of each input and may not modify it in place.
+    x = a.detach().clone().requires_grad_(True).clone()  # non-leaf, so in place is legal
+    assert torch.equal(DoublesInPlace()(x), a.detach() * 2)  # no hook: allowed
+    hooked = DoublesInPlace()
+    hooked.register_full_backward_hook(lambda *args: None)
+    with pytest.raises(RuntimeError, match="view and is being modified inplace"):
+        hooked(a.detach().clone().requires_grad_(True).clone())
+
+
+@behavior("module.backward_hooks.hook_order")
+def test_backward_hooks_fire_in_registration_order_unless_prepended(device):
+    m = nn.Linear(2, 1).to(device)
+    calls = []
+    for register, tag in ((m.register_full_backward_hook, "hook"),
+                          (m.register_full_backward_pre_hook, "pre")):
+        register(lambda *args, tag=tag: calls.append(f"{tag}:first"))
+        register(lambda *args, tag=tag: calls.append(f"{tag}:second"))
+        register(lambda *args, tag=tag: calls.append(f"{tag}:prepended"), prepend=True)
+    m(torch.ones(1, 2, device=device, requires_grad=True)).sum().backward()
+    # Pre-hooks (before the module's gradients are computed) come first.
+    assert calls == ["pre:prepended", "pre:first", "pre:second",
+                     "hook:prepended", "hook:first", "hook:second"]

@@ -1,6 +1,7 @@
 """Calling a module runs forward() and its hooks; calling forward() directly skips the hooks."""
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -214,3 +215,23 @@ def test_hooks_registered_before_compiling_run_in_every_mode(device, mode):
     for _ in range(2):
         assert_close(run(x), expected)
     assert calls == ["pre", "post"] * 2
+
+
+@behavior("module.call.forward_hook_always_call")
+def test_forward_hook_with_always_call_runs_even_when_forward_raises(device):
+    class Failing(nn.Module):
+        def forward(self, x):
+            if x.sum() < 0:
+                raise ValueError("negative input")
+            return x
+
+    m = Failing().to(device)
+    calls = []
+    m.register_forward_hook(lambda mod, args, out: calls.append("plain"))
+    m.register_forward_hook(lambda mod, args, out: calls.append("always"), always_call=True)
+    m(torch.ones(1, device=device))
+    assert calls == ["plain", "always"]  # no exception: both run, in registration order
+    calls.clear()
+    with pytest.raises(ValueError, match="negative input"):  # the error still propagates
+        m(-torch.ones(1, device=device))
+    assert calls == ["always"]

@@ -160,15 +160,15 @@ def test_module_list_mutations_keep_indices_as_names(device):
 @behavior("module.container.moduledict_registration")
 def test_module_dict_registers_modules_under_their_keys_in_insertion_order(device):
     conv, pool = nn.Linear(1, 1), nn.Linear(1, 2)
-    md = nn.ModuleDict({"conv": conv, "pool": pool})
+    md = nn.ModuleDict({"pool": pool, "conv": conv})  # a plain dict's order, not sorted order
     md["act"] = nn.ReLU()
     md = md.to(device)
-    assert list(md.keys()) == ["conv", "pool", "act"]
-    assert [n for n, _ in md.named_children()] == ["conv", "pool", "act"]
-    assert list(md.state_dict()) == ["conv.weight", "conv.bias", "pool.weight", "pool.bias"]
+    assert list(md.keys()) == ["pool", "conv", "act"]
+    assert [n for n, _ in md.named_children()] == ["pool", "conv", "act"]
+    assert list(md.state_dict()) == ["pool.weight", "pool.bias", "conv.weight", "conv.bias"]
     assert md["pool"] is pool and "conv" in md and "x" not in md and len(md) == 3
-    assert list(md.values())[:2] == [conv, pool]
-    assert [k for k, _ in md.items()] == ["conv", "pool", "act"]
+    assert list(md.values())[:2] == [pool, conv]
+    assert [k for k, _ in md.items()] == ["pool", "conv", "act"]
     with pytest.raises(KeyError):
         md["x"]
 
@@ -231,6 +231,28 @@ def test_parameter_dict_converts_tensors_and_registers_them_by_key(device):
     assert set(pd.keys()) == {"left", "mid", "p", "q"}
     keep = nn.ParameterDict({"k": given_param})
     assert keep["k"] is given_param and keep["k"].requires_grad is False
+
+
+@behavior("module.container.parameterdict_methods")
+def test_parameter_dict_setdefault_get_popitem_and_fromkeys(device):
+    kept = nn.Parameter(torch.ones(2, device=device))
+    pd = nn.ParameterDict({"a": kept})
+    assert pd.setdefault("a", torch.zeros(3, device=device)) is kept  # present: untouched
+    assert pd["a"] is kept
+    added = pd.setdefault("b", torch.full((3,), 4.0, device=device))  # absent: inserted
+    assert isinstance(added, nn.Parameter) and pd["b"] is added
+    assert torch.equal(added.detach().cpu(), torch.full((3,), 4.0))
+    assert [n for n, _ in pd.named_parameters()] == ["a", "b"]
+    assert pd.get("a") is kept and pd.get("missing") is None and pd.get("missing", 7) == 7
+    assert "missing" not in pd  # get() does not insert
+    key, value = pd.popitem()  # the last inserted pair
+    assert key == "b" and value is added
+    assert list(pd.keys()) == ["a"] and [n for n, _ in pd.named_parameters()] == ["a"]
+    fresh = pd.fromkeys(["x", "y"], torch.ones(1, device=device))
+    assert type(fresh) is nn.ParameterDict and fresh is not pd
+    assert list(fresh.keys()) == ["x", "y"]
+    assert all(isinstance(p, nn.Parameter) for p in fresh.values())
+    assert list(pd.keys()) == ["a"]
 
 
 @behavior("module.container.plain_list_not_registered")

@@ -15,7 +15,8 @@ from torchconform import behavior
 
 def _net(device):
     """Built-in modules only (so pickle finds the classes anywhere): the last Linear shares the
-    first one's weight, the first bias is frozen, BatchNorm adds float and int64 buffers."""
+    first one's weight, the first bias is frozen, BatchNorm adds float and int64 buffers, and a
+    non-persistent buffer (not in the state_dict, still part of the module) sits on the root."""
     net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Linear(2, 2)).to(device)
     net[2].weight = net[0].weight
     net[0].bias.requires_grad_(False)
@@ -23,6 +24,7 @@ def _net(device):
         net[0].weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 3.0]]))
         net[1].running_mean.fill_(0.25)
     net[1].num_batches_tracked.fill_(7)
+    net.register_buffer("scale", torch.tensor([2.0, 4.0], device=device), persistent=False)
     return net.eval()
 
 
@@ -37,6 +39,12 @@ def _check_equal_copy(copied, original):
     for (key, a), (_, b) in zip(copied.state_dict().items(), original.state_dict().items()):
         assert a.dtype == b.dtype and a.device == b.device, key
         assert torch.equal(a, b) and a.data_ptr() != b.data_ptr(), key
+    # A copy is of the whole module, not of its state_dict: non-persistent buffers come along.
+    buffers = dict(original.named_buffers())
+    assert [name for name, _ in copied.named_buffers()] == list(buffers)
+    assert torch.equal(copied.scale, buffers["scale"])
+    assert copied.scale.data_ptr() != buffers["scale"].data_ptr()
+    assert "scale" in copied._non_persistent_buffers_set and "scale" not in copied.state_dict()
     assert all(type(p) is nn.Parameter for p in copied.parameters())
     assert ([p.requires_grad for p in copied.parameters()]
             == [p.requires_grad for p in original.parameters()] == [True, False, True, True, True])

@@ -60,6 +60,11 @@ def test_load_state_dict_hands_the_extra_state_to_set_extra_state(device):
     assert len(target.counter.received) == 1
     assert target.counter.received[0]["steps"] == 9
     assert torch.equal(target.counter.received[0]["table"].cpu(), torch.tensor([0, 9, 18]))
+    # Any extra state found in the state_dict is handed over, also by a non-strict load.
+    lenient = Holder(steps=0).to(device)
+    lenient.load_state_dict({"counter._extra_state": loaded["counter._extra_state"]},
+                            strict=False)
+    assert lenient.counter.steps == 9 and len(lenient.counter.received) == 1
 
 
 @behavior("module.extra_state.missing_is_a_missing_key")

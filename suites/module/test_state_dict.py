@@ -3,6 +3,7 @@
 import io
 import pickle
 import warnings
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -166,6 +167,34 @@ def test_load_with_mismatched_shape_raises(device):
     with pytest.raises(RuntimeError, match="size mismatch for weight"):
         m.load_state_dict({"weight": torch.zeros(3, device=device),
                            "bias": torch.zeros(1, device=device)})
+
+
+@behavior("module.state_dict.destination")
+def test_state_dict_fills_and_returns_a_given_destination(device):
+    m = _tree(device)
+    destination = {"already": 1}
+    assert m.state_dict(destination=destination) is destination  # updated, not copied
+    assert list(destination) == ["already"] + TREE_KEYS
+    assert destination["sub1.count"].tolist() == [2, 5]
+    assert isinstance(m.state_dict(), OrderedDict)  # without one, a new OrderedDict
+
+
+@behavior("module.state_dict.load_into_none_raises")
+@pytest.mark.parametrize("kind", ["parameter", "buffer"])
+def test_loading_a_key_registered_as_none_raises(device, kind):
+    m = LinearModel().to(device)
+    if kind == "parameter":
+        m.bias = None  # the name stays registered, with no tensor behind it
+        name = "bias"
+    else:
+        m.register_buffer("stats", None)
+        name = "stats"
+    state = {"weight": torch.full((1, 1), 2.0, device=device),
+             name: torch.zeros(1, device=device)}
+    with pytest.raises(RuntimeError, match=name):
+        m.load_state_dict(state)
+    assert getattr(m, name) is None  # the slot is not filled by the load
+    assert name in (m._parameters if kind == "parameter" else m._buffers)
 
 
 @behavior("module.state_dict.save_load_round_trip")

@@ -14,6 +14,8 @@ def _model_with_grads(device):
     net = nn.Sequential(nn.Linear(3, 2), nn.Sequential(nn.Linear(2, 1))).to(device)
     net(torch.ones(4, 3, device=device)).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    # Frozen after backward, it keeps its grad: zero_grad resets *all* parameters, frozen or not.
+    net[1][0].bias.requires_grad_(False)
     return net
 
 

@@ -111,3 +111,22 @@ def plain_lists_of_modules_registered(mp):
             orig(self, name, value)
         return setattr_
     wrap(mp, nn.Module, "__setattr__", make)
+
+
+@mutant(breaks="module.container.parameterdict_methods")
+def parameterdict_setdefault_overwrites(mp):
+    def setdefault(self, key, default=None):
+        self[key] = default  # forgets to check whether the key is already there
+        return self[key]
+    mp.setattr(nn.ParameterDict, "setdefault", setdefault)
+
+
+@mutant(breaks="module.container.moduledict_registration")
+def moduledict_constructor_sorts_keys(mp):
+    def make(orig):
+        def init(self, modules=None):
+            if isinstance(modules, dict):  # "normalizes" the keys into sorted order
+                modules = OrderedDict(sorted(modules.items()))
+            orig(self, modules)
+        return init
+    wrap(mp, nn.ModuleDict, "__init__", make)

@@ -85,3 +85,17 @@ def loaded_module_unties_weights(mp):
             return result
         return load
     wrap(mp, torch, "load", make)
+
+
+@mutant(breaks="module.copy.pickle_round_trip")
+def pickle_drops_non_persistent_buffers(mp):
+    # Pickles only what a state_dict would hold: the non-persistent buffers are lost.
+    def make(orig):
+        def getstate(self):
+            state = orig(self)
+            state["_buffers"] = {k: v for k, v in state["_buffers"].items()
+                                 if k not in self._non_persistent_buffers_set}
+            state["_non_persistent_buffers_set"] = set()
+            return state
+        return getstate
+    wrap(mp, nn.Module, "__getstate__", make)

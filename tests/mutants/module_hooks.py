@@ -55,9 +55,21 @@ def backward_hook_handles_detached(mp):
     wrap(mp, M, "register_full_backward_hook", make)
 
 
+@mutant(breaks="module.backward_hooks.hook_order")
+def backward_hook_prepend_inverted(mp):
+    wrap(mp, M, "register_full_backward_hook", lambda orig: (
+        lambda self, hook, prepend=False: orig(self, hook, prepend=not prepend)))
+
+
 @mutant(breaks="module.backward_hooks.inplace_output_raises")
 def backward_hook_output_not_wrapped(mp):
     mp.setattr(hooks.BackwardHook, "setup_output_hook", lambda self, args: args)
+
+
+@mutant(breaks="module.backward_hooks.inplace_output_raises")
+def backward_hook_inputs_not_wrapped(mp):
+    # forward() then gets the caller's own tensors, so in-place changes to them go unnoticed.
+    mp.setattr(hooks.BackwardHook, "setup_input_hook", lambda self, args: args)
 
 
 # -- global_hooks ----------------------------------------------------------------------------

@@ -75,3 +75,16 @@ def load_post_hook_edits_a_copy_of_the_keys(mp):
     wrap(mp, M, "register_load_state_dict_post_hook", lambda orig: lambda self, hook: orig(
         self, lambda module, keys: hook(module, type(keys)(
             list(keys.missing_keys), list(keys.unexpected_keys)))))
+
+
+@mutant(breaks="module.extra_state.round_trip")
+def extra_state_dropped_by_non_strict_load(mp):
+    # A non-strict load "tolerates" extra state by not handing it to set_extra_state.
+    def make(orig):
+        def load_state_dict(self, state_dict, strict=True, assign=False):
+            if not strict:
+                state_dict = {k: v for k, v in state_dict.items()
+                              if not k.endswith("_extra_state")}
+            return orig(self, state_dict, strict=strict, assign=assign)
+        return load_state_dict
+    wrap(mp, nn.Module, "load_state_dict", make)
