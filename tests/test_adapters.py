@@ -228,3 +228,30 @@ def test_missing_capability_is_not_applicable_and_reported_per_device(pytester, 
                 for t in report["tests"]}
     assert outcomes == {"test_x[hpu-float32]": ("passed", None),
                         "test_x[hpu-float64]": ("not applicable", "float64")}
+
+
+class SlowHpu(FakeHpu):
+    timeout_factor = 3.0
+
+
+def test_slow_device_gets_its_timeout_factor(pytester, entry_points):
+    entry_points(FakeEntryPoint("hpu", SlowHpu))
+    pytester.makeini("[pytest]\ntorchconform_suites = suites\n")
+    suite = pytester.path / "suites"
+    suite.mkdir()
+    (suite / "test_sample.py").write_text(textwrap.dedent("""
+        import pytest
+        from torchconform import behavior
+
+        @behavior("module.apply.returns_self")
+        def test_scaled(device, request):
+            assert request.node.get_closest_marker("timeout").args == (30.0,)
+
+        @behavior("module.mode.returns_self")
+        @pytest.mark.timeout(7)
+        def test_own_timeout_kept(device, request):
+            assert request.node.get_closest_marker("timeout").args == (7,)
+    """))
+    result = pytester.runpytest(suite, "--device=hpu", "--timeout=10", "-p", "no:randomly",
+                                "-p", "no:cacheprovider", "--no-report")
+    result.assert_outcomes(passed=2)

@@ -154,6 +154,16 @@ def test_known_failure_that_passes_fails_the_run(listed):
     result.stdout.fnmatch_lines(["*XPASS(strict)*"])
 
 
+def test_order_dependent_known_failure_may_pass_or_fail(listed):
+    result = listed(xfails="""
+        module.mode   [order-dependent] fails only after test_x in the same process
+        module.apply.returns_self   [order-dependent] fails after test_y
+    """, args=["-rxX"])
+    assert result.ret == 0
+    result.assert_outcomes(xpassed=1, xfailed=1, passed=1)
+    result.stdout.fnmatch_lines(["*XPASS*test_fine*[[]order-dependent[]] fails only after*"])
+
+
 @pytest.mark.parametrize("text, message", [
     ("module.nothing.like.this   some reason\n", "*:1: 'module.nothing.like.this' matches no"
                                                  " collected test*"),

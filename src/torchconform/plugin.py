@@ -294,6 +294,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
         gpu = config.stash.get(_GPU, None)
         if gpu is not None and devices.is_pinned_type(str(params.get("device", ""))):
             protocol.record(item, protocol.GPU, gpu)
+        if "device" in params:
+            _scale_timeout(config, item, str(params["device"]))
         if entry.since and not versions.torch_at_least(entry.since):
             protocol.mark_not_applicable(item, (
                 f"{entry.id} needs torch>={entry.since} (installed {versions.TORCH_VERSION})"))
@@ -308,6 +310,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
             raise pytest.UsageError("known-failure lists:\n  " + "\n  ".join(stale))
     _select_behaviors(config, items, catalog)
     modes.deselect(config, items)
+
+
+def _scale_timeout(config: pytest.Config, item: pytest.Item, device: str) -> None:
+    """A device whose adapter has a timeout_factor gets that many times the per-test timeout
+    (pytest-timeout's marker), unless the test sets its own."""
+    factor = devices.adapter(device).timeout_factor
+    if factor == 1 or item.get_closest_marker("timeout") is not None:
+        return
+    base = getattr(config.option, "timeout", None)
+    if base is None and config.pluginmanager.hasplugin("timeout"):
+        base = float(config.getini("timeout") or 0)
+    if base:
+        item.add_marker(pytest.mark.timeout(float(base) * factor))
 
 
 def _select_behaviors(config: pytest.Config, items: List[pytest.Item], catalog) -> None:

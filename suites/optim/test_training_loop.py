@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from torchconform import assert_close, behavior, oracles, to_numpy
+from torchconform.devices import synchronize
 from torchconform.seed_models import LinearRegression, linear_regression_data
 from torchconform.tolerances import sum_atol
 
@@ -29,7 +30,13 @@ def _data(device):
 
 
 def _train(model, x, y, epochs, call=True, on_step=None):
-    """The seeds' loop; returns the loss of every epoch."""
+    """The seeds' loop; returns the loss of every epoch.
+
+    Each epoch ends with the device's synchronize() (nothing on the CPU): a lazy backend
+    such as torch_xla records operations into a graph until it is cut, and its documentation
+    has a training loop cut it once per step (torch_xla.sync()); without that the graph of
+    1000 epochs grows with every step and the loop slows to minutes."""
+    device = str(x.device)
     criterion = nn.MSELoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
     losses = []
@@ -40,6 +47,7 @@ def _train(model, x, y, epochs, call=True, on_step=None):
         loss.backward()
         before = (model.linear.weight.item(), model.linear.bias.item())
         optimizer.step()
+        synchronize(device)
         losses.append(loss.item())
         if on_step is not None:
             on_step(before, loss)

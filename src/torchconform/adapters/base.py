@@ -74,6 +74,9 @@ class DeviceAdapter:
     asynchronous: bool = True
     #: included in the default device set (no --device) when available
     discoverable: bool = True
+    #: the per-test timeout (--timeout) is multiplied by this for tests on the device: a
+    #: backend that compiles a graph for every new shape needs longer for the same test
+    timeout_factor: float = 1.0
 
     # -- the interface --------------------------------------------------------------------
 
