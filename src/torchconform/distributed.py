@@ -78,24 +78,15 @@ class Rank:
 
 
 def backend_for(device: str) -> Tuple[Optional[str], str]:
-    """(backend, "") for a device the pool can run on, else (None, why not)."""
+    """(backend, "") for a device the pool can run on, else (None, why not): the device's
+    adapter names its collective backend (gloo for cpu, nccl for cuda, ...)."""
     import torch.distributed as dist
 
-    kind = torch.device(device).type
+    from .adapters import adapter_for
+
     if not dist.is_available():
         return None, f"torch {torch.__version__} was built without torch.distributed"
-    if kind == "cpu":
-        if not dist.is_gloo_available():
-            return None, "this torch has no gloo backend for CPU collectives"
-        return "gloo", ""
-    if kind == "cuda":
-        if not dist.is_nccl_available():
-            return None, "this torch has no nccl backend for CUDA collectives"
-        if torch.cuda.device_count() < WORLD_SIZE:
-            return None, (f"nccl needs one GPU per rank: {WORLD_SIZE} ranks, "
-                          f"{torch.cuda.device_count()} GPU(s) visible")
-        return "nccl", ""
-    return None, f"no collective backend for device type {kind!r} (gloo: cpu, nccl: cuda)"
+    return adapter_for(device).collective_backend(WORLD_SIZE)
 
 
 # -- the test side ---------------------------------------------------------------------------

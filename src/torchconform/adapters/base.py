@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional
+from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
@@ -126,6 +126,11 @@ class DeviceAdapter:
     def gpus(self) -> List[Dict[str, Any]]:
         """Name, memory and driver of each GPU of this type (for the environment facts)."""
         return []
+
+    def collective_backend(self, world_size: int) -> Tuple[Optional[str], str]:
+        """(torch.distributed backend, "") for `world_size` ranks on this device type (one
+        device per rank), or (None, why not). Default: none known."""
+        return None, f"no collective backend is known for device type {self.type!r}"
 
     # -- helpers ---------------------------------------------------------------------------
 

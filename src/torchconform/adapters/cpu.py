@@ -37,6 +37,13 @@ class CpuAdapter(DeviceAdapter):
                                       f"(installed {TORCH_VERSION})"}
         return {}
 
+    def collective_backend(self, world_size: int):
+        import torch.distributed as dist
+
+        if not dist.is_gloo_available():
+            return None, "this torch has no gloo backend for CPU collectives"
+        return "gloo", ""
+
     def free_memory(self, device: torch.device) -> Optional[int]:
         """MemAvailable from /proc/meminfo (Linux), else None."""
         try:

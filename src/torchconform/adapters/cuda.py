@@ -86,6 +86,16 @@ class CudaAdapter(DeviceAdapter):
             return super().device_context(device)
         return torch.cuda.device(device.index)
 
+    def collective_backend(self, world_size: int):
+        import torch.distributed as dist
+
+        if not dist.is_nccl_available():
+            return None, "this torch has no nccl backend for CUDA collectives"
+        if self.device_count() < world_size:
+            return None, (f"nccl needs one GPU per rank: {world_size} ranks, "
+                          f"{self.device_count()} GPU(s) visible")
+        return "nccl", ""
+
     def free_memory(self, device: torch.device) -> Optional[int]:
         return torch.cuda.mem_get_info(device)[0]
 
