@@ -46,6 +46,42 @@ def groups_stepped_with_the_first_groups_lr(mp):
     _every_step(mp, make)
 
 
+@mutant(breaks="optim.contract.per_group_options")
+def later_groups_stepped_with_the_default_options(mp):
+    """Every group but the first is stepped with the optimizer's defaults for its options
+    other than lr (its own betas, eps, momentum, decays are ignored)."""
+    def make(orig):
+        def step(self, *args, **kwargs):
+            saved = [dict(g) for g in self.param_groups]
+            for g in self.param_groups[1:]:
+                g.update({k: v for k, v in self.defaults.items() if k not in ("lr", "params")})
+            try:
+                return orig(self, *args, **kwargs)
+            finally:
+                for g, s in zip(self.param_groups, saved):
+                    g.update(s)
+        return step
+    _every_step(mp, make)
+
+
+@mutant(breaks="optim.contract.per_group_options")
+def adam_reads_betas_from_the_defaults(mp):
+    """Adam's step takes betas from optimizer.defaults instead of the group (one option of one
+    optimizer: the kind of slip a single implementation makes)."""
+    def make(orig):
+        def step(self, *args, **kwargs):
+            saved = [g["betas"] for g in self.param_groups]
+            for g in self.param_groups:
+                g["betas"] = self.defaults["betas"]
+            try:
+                return orig(self, *args, **kwargs)
+            finally:
+                for g, b in zip(self.param_groups, saved):
+                    g["betas"] = b
+        return step
+    wrap(mp, torch.optim.Adam, "step", make)
+
+
 @mutant(breaks="optim.contract.add_param_group")
 def group_added_after_a_step_is_frozen(mp):
     """A group added once the optimizer has state gets lr=0."""
