@@ -182,6 +182,28 @@ def check_duplicate_parameter_refused(factory, device):
     assert len(optimizer.param_groups) == 1
 
 
+def check_invalid_hyperparameters_refused(factory, device):
+    """A negative lr or eps, or a beta outside [0, 1), is refused at construction with
+    ValueError naming it; the optimizer's own options are accepted."""
+    params = _leaves(device, [1.0, -1.0])
+    defaults = factory(params).defaults
+    if factory.name == "LBFGS" and not since("2.6"):
+        # LBFGS has no lr check in 1.13.1 and 2.0.1 (both accept lr=-0.1); 2.6.0 has it.
+        factory(params, lr=-0.1)
+    else:
+        with pytest.raises(ValueError, match="Invalid learning rate"):
+            factory(params, lr=-0.1)
+    if "eps" in defaults:
+        with pytest.raises(ValueError, match="Invalid epsilon value"):
+            factory(params, eps=-1e-3)
+    if "betas" in defaults:
+        for index, betas in enumerate([(1.0, 0.9), (0.9, 1.0)]):
+            with pytest.raises(ValueError, match=f"Invalid beta parameter at index {index}"):
+                factory(params, betas=betas)
+        with pytest.raises(ValueError, match="Invalid beta parameter at index 1"):
+            factory(params, betas=(0.9, -0.1))
+
+
 def check_state_dict_round_trip(factory, device):
     """A checkpoint (state_dict through torch.save/torch.load) loaded into a new optimizer
     restores every group's options and the state, and training continues bitwise identically."""
@@ -327,6 +349,12 @@ def test_add_param_group(device, factory):
 @factories
 def test_duplicate_parameter_refused(device, factory):
     check_duplicate_parameter_refused(factory, device)
+
+
+@behavior("optim.contract.invalid_hyperparameters_refused")
+@factories
+def test_invalid_hyperparameters_refused(device, factory):
+    check_invalid_hyperparameters_refused(factory, device)
 
 
 @behavior("optim.contract.state_dict_round_trip")

@@ -82,6 +82,40 @@ def adam_reads_betas_from_the_defaults(mp):
     wrap(mp, torch.optim.Adam, "step", make)
 
 
+@mutant(breaks="optim.contract.invalid_hyperparameters_refused")
+def negative_lr_accepted(mp):
+    """Every built-in optimizer takes a negative lr (it ascends): the range check is gone."""
+    def make(orig):
+        def __init__(self, params, *args, **kwargs):
+            lr = kwargs.get("lr")
+            if isinstance(lr, float) and lr < 0:
+                orig(self, params, *args, **dict(kwargs, lr=-lr))
+                self.defaults["lr"] = lr
+                for group in self.param_groups:
+                    group["lr"] = lr
+                return
+            orig(self, params, *args, **kwargs)
+        return __init__
+    for cls in BUILT_IN:
+        if "__init__" in vars(cls):
+            wrap(mp, cls, "__init__", make)
+
+
+@mutant(breaks="optim.contract.invalid_hyperparameters_refused")
+def adam_accepts_beta1_of_one(mp):
+    """Adam checks beta1 < 1 as beta1 <= 1 (an off-by-one range check in one optimizer)."""
+    def make(orig):
+        def __init__(self, params, *args, **kwargs):
+            betas = kwargs.get("betas")
+            if betas is not None and betas[0] == 1.0:
+                orig(self, params, *args, **dict(kwargs, betas=(0.5, betas[1])))
+                self.defaults["betas"] = betas
+                return
+            orig(self, params, *args, **kwargs)
+        return __init__
+    wrap(mp, torch.optim.Adam, "__init__", make)
+
+
 @mutant(breaks="optim.contract.add_param_group")
 def group_added_after_a_step_is_frozen(mp):
     """A group added once the optimizer has state gets lr=0."""
