@@ -51,7 +51,7 @@ FACTORIES = [
             group_options=dict(alpha=0.5, eps=1e-2, momentum=0.2)),
     # Not initial_accumulator_value: Adagrad fills its state with the optimizer's value
     # whatever the group says (torch 2.13.0 reads self.defaults; not documented either way).
-    Factory("Adagrad", dict(lr=0.1, lr_decay=0.1),
+    Factory("Adagrad", dict(lr=0.1, lr_decay=0.1, initial_accumulator_value=0.5),
             group_options=dict(lr_decay=0.5, eps=1e-2, weight_decay=0.2)),
     Factory("Adadelta", dict(lr=0.5), group_options=dict(rho=0.5, eps=1e-2)),
     Factory("ASGD", dict(lr=0.1, t0=1.0), group_options=dict(lambd=0.1, alpha=0.5, t0=0.0)),

@@ -82,6 +82,22 @@ def adam_reads_betas_from_the_defaults(mp):
     wrap(mp, torch.optim.Adam, "step", make)
 
 
+@mutant(breaks="optim.contract.per_group_options")
+def adagrad_later_groups_accumulate_from_zero(mp):
+    """Adagrad starts the sums of every group but the first at 0, not at
+    initial_accumulator_value."""
+    def make(orig):
+        def step(self, *args, **kwargs):
+            for group in self.param_groups[1:]:
+                for p in group["params"]:
+                    state = self.state.get(p, {})
+                    if "sum" in state and float(state["step"]) == 0:
+                        state["sum"].zero_()
+            return orig(self, *args, **kwargs)
+        return step
+    wrap(mp, torch.optim.Adagrad, "step", make)
+
+
 @mutant(breaks="optim.contract.invalid_hyperparameters_refused")
 def negative_lr_accepted(mp):
     """Every built-in optimizer takes a negative lr (it ascends): the range check is gone."""
