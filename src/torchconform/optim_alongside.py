@@ -42,8 +42,9 @@ def _fixed_trajectory(seed: int, sizes, steps: int = STEPS):
     return params, [[signed_values(rng, s, 0.125, 2.0) for s in sizes] for _ in range(steps)]
 
 
-#: Two parameters, a scalar among them, six steps: every rule is also checked on it.
-SEED_TRAJECTORY = _fixed_trajectory(20240701, [(2, 2), ()], steps=6)
+#: Three parameters, a scalar and a 9x13 one (beyond a vector width or a small-size fast path)
+#: among them, six steps: every rule is also checked on it.
+SEED_TRAJECTORY = _fixed_trajectory(20240701, [(2, 2), (), (9, 13)], steps=6)
 #: Four parameters, a large one (17x33) among them: positions and sizes beyond any chunk.
 MANY_TRAJECTORY = _fixed_trajectory(20240702, [(2, 3), (), (17, 33), (4,)])
 

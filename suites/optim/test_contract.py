@@ -26,27 +26,42 @@ class Factory:
     options: Dict = field(default_factory=dict)
     sparse_grads: bool = False  # SparseAdam takes sparse gradients only
     single_group: bool = False  # LBFGS documents a single parameter group
+    #: Options other than lr, each away from both the default and `options`, that a second
+    #: group sets for itself (betas, eps, momentum, decays...): a step that reads any of them
+    #: from the defaults instead of the group shows.
+    group_options: Dict = field(default_factory=dict)
 
     def __call__(self, params, **overrides):
         return getattr(torch.optim, self.name)(params, **dict(self.options, **overrides))
 
 
 FACTORIES = [
-    Factory("SGD", dict(lr=0.1, momentum=0.9)),
-    Factory("Adam", dict(lr=0.1, amsgrad=True, weight_decay=0.1)),
-    Factory("AdamW", dict(lr=0.1)),
-    Factory("Adamax", dict(lr=0.1)),
-    Factory("NAdam", dict(lr=0.1)),
-    Factory("RAdam", dict(lr=0.1)),
-    Factory("RMSprop", dict(lr=0.1, momentum=0.5, centered=True)),
-    Factory("Adagrad", dict(lr=0.1, lr_decay=0.1)),
-    Factory("Adadelta", dict(lr=0.5)),
-    Factory("ASGD", dict(lr=0.1, t0=1.0)),
+    Factory("SGD", dict(lr=0.1, momentum=0.9),
+            group_options=dict(momentum=0.3, dampening=0.2, weight_decay=0.1)),
+    Factory("Adam", dict(lr=0.1, amsgrad=True, weight_decay=0.1),
+            group_options=dict(betas=(0.5, 0.6), eps=1e-2, weight_decay=0.3)),
+    Factory("AdamW", dict(lr=0.1),
+            group_options=dict(betas=(0.5, 0.6), eps=1e-2, weight_decay=0.3)),
+    Factory("Adamax", dict(lr=0.1), group_options=dict(betas=(0.5, 0.6), eps=1e-2)),
+    Factory("NAdam", dict(lr=0.1),
+            group_options=dict(betas=(0.5, 0.6), eps=1e-2, momentum_decay=0.01)),
+    # beta2=0.9: the variance becomes tractable (rho_t > 5) within the steps taken.
+    Factory("RAdam", dict(lr=0.1), group_options=dict(betas=(0.6, 0.9), eps=1e-2)),
+    Factory("RMSprop", dict(lr=0.1, momentum=0.5, centered=True),
+            group_options=dict(alpha=0.5, eps=1e-2, momentum=0.2)),
+    # Not initial_accumulator_value: Adagrad fills its state with the optimizer's value
+    # whatever the group says (torch 2.13.0 reads self.defaults; not documented either way).
+    Factory("Adagrad", dict(lr=0.1, lr_decay=0.1, initial_accumulator_value=0.5),
+            group_options=dict(lr_decay=0.5, eps=1e-2, weight_decay=0.2)),
+    Factory("Adadelta", dict(lr=0.5), group_options=dict(rho=0.5, eps=1e-2)),
+    Factory("ASGD", dict(lr=0.1, t0=1.0), group_options=dict(lambd=0.1, alpha=0.5, t0=0.0)),
     # A zero minimum step size: an lr=0 group's step sizes then stay 0 (the default minimum,
     # 1e-6, lifts them on the first step; see the Rprop suite).
-    Factory("Rprop", dict(lr=0.1, step_sizes=(0.0, 50.0))),
+    Factory("Rprop", dict(lr=0.1, step_sizes=(0.0, 50.0)),
+            group_options=dict(etas=(0.3, 1.5), step_sizes=(0.0, 0.15))),
     Factory("LBFGS", dict(lr=0.5, max_iter=3), single_group=True),
-    Factory("SparseAdam", dict(lr=0.1), sparse_grads=True),
+    Factory("SparseAdam", dict(lr=0.1), sparse_grads=True,
+            group_options=dict(betas=(0.5, 0.6), eps=1e-2)),
 ]
 IDS = [f.name for f in FACTORIES]
 factories = pytest.mark.parametrize("factory", FACTORIES, ids=IDS)
@@ -113,18 +128,27 @@ def _options(group):
 
 def check_per_group_options(factory, device):
     """A group's own options override the optimizer's: a group with lr=0 never moves while the
-    other group does; the options a group leaves out come from the defaults."""
+    other group does; the options a group leaves out come from the defaults; a group setting
+    its own betas, eps, momentum... is stepped exactly as an optimizer built with them."""
     if factory.single_group:
         not_applicable(f"{factory.name} documents a single parameter group")
-    moving, frozen = _leaves(device, [1.5, -0.5], [[0.25, 2.0]])
-    optimizer = factory([{"params": [moving]}, {"params": [frozen], "lr": 0.0}])
+    moving, frozen, own = _leaves(device, [1.5, -0.5], [[0.25, 2.0]], [-1.0, 0.75, 0.5])
+    twin = own.detach().clone().requires_grad_(True)
+    optimizer = factory([{"params": [moving]}, {"params": [frozen], "lr": 0.0},
+                         {"params": [own], **factory.group_options}])
     assert optimizer.param_groups[1]["lr"] == 0.0
     rest = {k: v for k, v in optimizer.defaults.items() if k != "lr"}
     assert {k: v for k, v in _options(optimizer.param_groups[1]).items() if k != "lr"} == rest
+    assert _options(optimizer.param_groups[2]) == dict(optimizer.defaults,
+                                                       **factory.group_options)
+    reference = factory([twin], **factory.group_options)
     start = [p.detach().clone() for p in (moving, frozen)]
-    _step(factory, optimizer, [moving, frozen], _gradients([moving, frozen], 3))
+    grads = _gradients([moving, frozen, own], 3)
+    _step(factory, optimizer, [moving, frozen, own], grads)
+    _step(factory, reference, [twin], [g[2:] for g in grads])
     assert not torch.equal(moving.detach(), start[0]), "the lr > 0 group did not move"
     assert torch.equal(frozen.detach(), start[1]), "the lr=0 group moved"
+    assert torch.equal(own.detach(), twin.detach()), "a group's own options were not used"
 
 
 def check_add_param_group(factory, device):
@@ -156,6 +180,28 @@ def check_duplicate_parameter_refused(factory, device):
     with pytest.raises(ValueError, match=message):
         optimizer.add_param_group({"params": [b]})
     assert len(optimizer.param_groups) == 1
+
+
+def check_invalid_hyperparameters_refused(factory, device):
+    """A negative lr or eps, or a beta outside [0, 1), is refused at construction with
+    ValueError naming it; the optimizer's own options are accepted."""
+    params = _leaves(device, [1.0, -1.0])
+    defaults = factory(params).defaults
+    if factory.name == "LBFGS" and not since("2.6"):
+        # LBFGS has no lr check in 1.13.1 and 2.0.1 (both accept lr=-0.1); 2.6.0 has it.
+        factory(params, lr=-0.1)
+    else:
+        with pytest.raises(ValueError, match="Invalid learning rate"):
+            factory(params, lr=-0.1)
+    if "eps" in defaults:
+        with pytest.raises(ValueError, match="Invalid epsilon value"):
+            factory(params, eps=-1e-3)
+    if "betas" in defaults:
+        for index, betas in enumerate([(1.0, 0.9), (0.9, 1.0)]):
+            with pytest.raises(ValueError, match=f"Invalid beta parameter at index {index}"):
+                factory(params, betas=betas)
+        with pytest.raises(ValueError, match="Invalid beta parameter at index 1"):
+            factory(params, betas=(0.9, -0.1))
 
 
 def check_state_dict_round_trip(factory, device):
@@ -303,6 +349,12 @@ def test_add_param_group(device, factory):
 @factories
 def test_duplicate_parameter_refused(device, factory):
     check_duplicate_parameter_refused(factory, device)
+
+
+@behavior("optim.contract.invalid_hyperparameters_refused")
+@factories
+def test_invalid_hyperparameters_refused(device, factory):
+    check_invalid_hyperparameters_refused(factory, device)
 
 
 @behavior("optim.contract.state_dict_round_trip")

@@ -43,6 +43,10 @@ def lrs_over(optimizer, scheduler, steps=STEPS, metrics=None):
         optimizer.step()
         scheduler.step() if metrics is None else scheduler.step(metrics[i])
         seen.append([g["lr"] for g in optimizer.param_groups])
+        if metrics is None:  # get_last_lr(): what the step just set, composite schedulers too
+            last = [float(lr) for lr in scheduler.get_last_lr()]
+            assert last == [float(lr) for lr in seen[-1]], (
+                f"get_last_lr() {last} after step {i + 1}, the groups have {seen[-1]}")
     return seen
 
 
@@ -283,10 +287,22 @@ plateau_options = st.fixed_dictionaries({
 
 @behavior("optim.lr_scheduler.reduce_lr_on_plateau")
 @given(options=plateau_options,
-       metrics=st.lists(st.sampled_from([1.0, 0.99, 0.9, 1.1, 2.0, 0.5]), min_size=STEPS,
-                        max_size=STEPS))
+       metrics=st.lists(st.sampled_from([1.0, 0.99, 0.9, 1.1, 2.0, 0.5, 10.0, 0.1]),
+                        min_size=STEPS, max_size=STEPS))
 @example(options={"mode": "min", "factor": 0.5, "patience": 1, "threshold": 1e-4,
                   "threshold_mode": "rel", "cooldown": 1, "min_lr": 0.004},
+         metrics=[1.0] * STEPS)
+# Metrics far from 1, where a relative and an absolute threshold disagree: 9 after 10 improves
+# by more than 0.2 but by less than 20 %; 0.15 after 0.1 gains 50 % but less than 0.2.
+@example(options={"mode": "min", "factor": 0.5, "patience": 0, "threshold": 0.2,
+                  "threshold_mode": "rel", "cooldown": 0, "min_lr": 0.0},
+         metrics=[10.0 - 0.5 * i for i in range(STEPS)])
+@example(options={"mode": "max", "factor": 0.5, "patience": 0, "threshold": 0.2,
+                  "threshold_mode": "abs", "cooldown": 2, "min_lr": 0.0},
+         metrics=[0.1 + 0.05 * i for i in range(STEPS)])
+# eps: a reduction smaller than eps is skipped (0.03 -> 0.027 here) while 0.1 -> 0.09 is not.
+@example(options={"mode": "min", "factor": 0.9, "patience": 0, "threshold": 1e-4,
+                  "threshold_mode": "rel", "cooldown": 0, "min_lr": 0.0, "eps": 0.005},
          metrics=[1.0] * STEPS)
 def test_reduce_lr_on_plateau_reduces_after_patience_epochs_without_improvement(
         device, options, metrics):
@@ -328,6 +344,8 @@ def test_loaded_scheduler_state_continues_the_schedule(device, split):
     resumed_opt, resumed = build()
     resumed_opt.load_state_dict(saved_opt)
     resumed.load_state_dict(saved)
+    # Before any further step, get_last_lr() is the checkpoint's, not the fresh scheduler's.
+    assert resumed.get_last_lr() == scheduler.get_last_lr()
     actual = lrs_over(resumed_opt, resumed, steps=STEPS - split)
     assert_schedule(actual, per_group(
         lambda b, t: oracle.multi_step_lr(b, t + split, [3, 7, 12], 0.5)))

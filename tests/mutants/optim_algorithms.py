@@ -75,6 +75,21 @@ def adam_weight_decay_decoupled(mp):
           when=lambda k: k["weight_decay"] != 0)
 
 
+@mutant(breaks="optim.adam.weight_decay")
+def adam_weight_decay_skipped_on_large_parameters(mp):
+    """The for-loop Adam leaves out weight decay on parameters of more than 64 elements (a
+    size-dependent path), exact on small ones."""
+    def make(orig):
+        def call(*args, **kwargs):
+            lists, rest = args[:6], args[6:]
+            for i in range(len(lists[0])):
+                large = lists[0][i].numel() > 64
+                orig(*[[lst[i]] if lst else lst for lst in lists], *rest,
+                     **dict(kwargs, weight_decay=0.0 if large else kwargs["weight_decay"]))
+        return call
+    wrap(mp, _module("adam"), "_single_tensor_adam", make)
+
+
 def _amsgrad_on_current_moment(mp):
     """amsgrad's update divides by the current v, while max_exp_avg_sq is still kept."""
     def make(orig):

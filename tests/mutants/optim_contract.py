@@ -46,6 +46,92 @@ def groups_stepped_with_the_first_groups_lr(mp):
     _every_step(mp, make)
 
 
+@mutant(breaks="optim.contract.per_group_options")
+def later_groups_stepped_with_the_default_options(mp):
+    """Every group but the first is stepped with the optimizer's defaults for its options
+    other than lr (its own betas, eps, momentum, decays are ignored)."""
+    def make(orig):
+        def step(self, *args, **kwargs):
+            saved = [dict(g) for g in self.param_groups]
+            for g in self.param_groups[1:]:
+                g.update({k: v for k, v in self.defaults.items() if k not in ("lr", "params")})
+            try:
+                return orig(self, *args, **kwargs)
+            finally:
+                for g, s in zip(self.param_groups, saved):
+                    g.update(s)
+        return step
+    _every_step(mp, make)
+
+
+@mutant(breaks="optim.contract.per_group_options")
+def adam_reads_betas_from_the_defaults(mp):
+    """Adam's step takes betas from optimizer.defaults instead of the group (one option of one
+    optimizer: the kind of slip a single implementation makes)."""
+    def make(orig):
+        def step(self, *args, **kwargs):
+            saved = [g["betas"] for g in self.param_groups]
+            for g in self.param_groups:
+                g["betas"] = self.defaults["betas"]
+            try:
+                return orig(self, *args, **kwargs)
+            finally:
+                for g, b in zip(self.param_groups, saved):
+                    g["betas"] = b
+        return step
+    wrap(mp, torch.optim.Adam, "step", make)
+
+
+@mutant(breaks="optim.contract.per_group_options")
+def adagrad_later_groups_accumulate_from_zero(mp):
+    """Adagrad starts the sums of every group but the first at 0, not at
+    initial_accumulator_value."""
+    def make(orig):
+        def step(self, *args, **kwargs):
+            for group in self.param_groups[1:]:
+                for p in group["params"]:
+                    state = self.state.get(p, {})
+                    if "sum" in state and float(state["step"]) == 0:
+                        state["sum"].zero_()
+            return orig(self, *args, **kwargs)
+        return step
+    wrap(mp, torch.optim.Adagrad, "step", make)
+
+
+@mutant(breaks="optim.contract.invalid_hyperparameters_refused")
+def negative_lr_accepted(mp):
+    """Every built-in optimizer takes a negative lr (it ascends): the range check is gone."""
+    def make(orig):
+        def __init__(self, params, *args, **kwargs):
+            lr = kwargs.get("lr")
+            if isinstance(lr, float) and lr < 0:
+                orig(self, params, *args, **dict(kwargs, lr=-lr))
+                self.defaults["lr"] = lr
+                for group in self.param_groups:
+                    group["lr"] = lr
+                return
+            orig(self, params, *args, **kwargs)
+        return __init__
+    for cls in BUILT_IN:
+        if "__init__" in vars(cls):
+            wrap(mp, cls, "__init__", make)
+
+
+@mutant(breaks="optim.contract.invalid_hyperparameters_refused")
+def adam_accepts_beta1_of_one(mp):
+    """Adam checks beta1 < 1 as beta1 <= 1 (an off-by-one range check in one optimizer)."""
+    def make(orig):
+        def __init__(self, params, *args, **kwargs):
+            betas = kwargs.get("betas")
+            if betas is not None and betas[0] == 1.0:
+                orig(self, params, *args, **dict(kwargs, betas=(0.5, betas[1])))
+                self.defaults["betas"] = betas
+                return
+            orig(self, params, *args, **kwargs)
+        return __init__
+    wrap(mp, torch.optim.Adam, "__init__", make)
+
+
 @mutant(breaks="optim.contract.add_param_group")
 def group_added_after_a_step_is_frozen(mp):
     """A group added once the optimizer has state gets lr=0."""

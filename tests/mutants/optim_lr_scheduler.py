@@ -127,6 +127,38 @@ def plateau_ignores_min_lr(mp):
     _init_with(mp, sched.ReduceLROnPlateau, lambda k: {**k, "min_lr": 0.0})
 
 
+@mutant(breaks="optim.lr_scheduler.reduce_lr_on_plateau")
+def plateau_threshold_modes_swapped(mp):
+    """threshold_mode='rel' compares by difference and 'abs' by ratio."""
+    swap = {"rel": "abs", "abs": "rel"}
+    _init_with(mp, sched.ReduceLROnPlateau,
+               lambda k: {**k, "threshold_mode": swap[k.get("threshold_mode", "rel")]})
+
+
+@mutant(breaks="optim.lr_scheduler.reduce_lr_on_plateau")
+def plateau_ignores_eps(mp):
+    _init_with(mp, sched.ReduceLROnPlateau, lambda k: {**k, "eps": 0.0})
+
+
+@mutant(breaks="optim.lr_scheduler.chained_scheduler")
+def chained_last_lr_from_its_first_scheduler(mp):
+    """ChainedScheduler reports its first scheduler's last lr, not the chained product."""
+    def make(orig):
+        def step(self, *args, **kwargs):
+            orig(self, *args, **kwargs)
+            self._last_lr = self._schedulers[0].get_last_lr()
+        return step
+    wrap(mp, sched.ChainedScheduler, "step", make)
+
+
+@mutant(breaks="optim.lr_scheduler.state_dict")
+def load_state_dict_keeps_the_stale_last_lr(mp):
+    """load_state_dict restores everything but _last_lr: get_last_lr() is stale until the next
+    step."""
+    wrap(mp, sched.LRScheduler, "load_state_dict", lambda orig: lambda self, state: orig(
+        self, {k: v for k, v in state.items() if k != "_last_lr"}))
+
+
 @mutant(breaks="optim.lr_scheduler.get_last_lr")
 def get_last_lr_returns_the_base_lrs(mp):
     wrap(mp, sched.LRScheduler, "get_last_lr", lambda orig: lambda self: list(self.base_lrs))
