@@ -3,7 +3,7 @@
 Each optimizer's step() calls its module's functional entry point (`torch.optim.adam.adam`,
 `torch.optim.rmsprop.rmsprop`, ...) with the group's options as keywords, for every
 implementation; that function picks `_single_tensor_*`, `_multi_tensor_*` or `_fused_*` at call
-time. A mutant either changes an option on the way in (`_with`), corrects the state after the
+time. A mutant either changes an option on the way in (`_option`), corrects the state after the
 call so that the update used a wrong value (amsgrad on the current moment), or wraps one
 implementation only (foreach, fused faults).
 """
@@ -14,7 +14,7 @@ import importlib
 
 import torch
 
-from . import mutant, wrap
+from . import around, mutant, option, wrap
 
 OFF = 1.001
 _F = importlib.import_module("torch.optim._functional")
@@ -24,19 +24,18 @@ def _module(name):
     return importlib.import_module(f"torch.optim.{name}")
 
 
-def _with(mp, module, function=None, when=lambda kwargs: True, **changes):
-    """<module>.<function> (default: the module's own name) called with some keyword options
-    replaced: changes maps a keyword to a function of the value the optimizer passed."""
-    owner = _module(module)
+ADAM = _module("adam")
+LBFGS = torch.optim.LBFGS
 
-    def make(orig):
-        def call(*args, **kwargs):
-            if when(kwargs):
-                for key, change in changes.items():
-                    kwargs[key] = change(kwargs[key])
-            return orig(*args, **kwargs)
-        return call
-    wrap(mp, owner, function or module, make)
+
+def _option(name, breaks, module, function=None, **changes):
+    """A mutant calling torch.optim.<module>.<function> (default: the module's own name) with
+    some options changed (see option: a value, or a function of the value passed)."""
+    option(name, breaks, _module(module), function or module, **changes)
+
+
+def _times(factor):
+    return lambda value: value * factor
 
 
 def _first_step(state_steps):
@@ -46,251 +45,119 @@ def _first_step(state_steps):
 
 # -- Adam ------------------------------------------------------------------------------------
 
-@mutant(breaks="optim.adam.algorithm")
-def adam_lr_slightly_high(mp):
-    _with(mp, "adam", lr=lambda lr: lr * OFF)
+_option("adam_lr_slightly_high", "optim.adam.algorithm", "adam", lr=_times(OFF))
+_option("adam_eps_ignored", "optim.adam.algorithm", "adam", eps=0.0)
 
 
-@mutant(breaks="optim.adam.algorithm")
-def adam_eps_ignored(mp):
-    _with(mp, "adam", eps=lambda eps: 0.0)
-
-
-@mutant(breaks="optim.adam.algorithm")
-def adam_first_moment_not_bias_corrected(mp):
+@around(ADAM, "adam", breaks="optim.adam.algorithm")
+def adam_first_moment_not_bias_corrected(orig, params, grads, m, v, vmax, steps, *a, **k):
     """theta -= lr m / (...) instead of lr m / (1 - b1^t) / (...): lr scaled by 1 - b1^t."""
-    def make(orig):
-        def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, *a, **k):
-            if params:
-                k["lr"] = k["lr"] * (1 - k["beta1"] ** _first_step(state_steps))
-            return orig(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps,
-                        *a, **k)
-        return adam
-    wrap(mp, _module("adam"), "adam", make)
+    if params:
+        k["lr"] = k["lr"] * (1 - k["beta1"] ** _first_step(steps))
+    return orig(params, grads, m, v, vmax, steps, *a, **k)
 
 
-@mutant(breaks="optim.adam.weight_decay")
-def adam_weight_decay_decoupled(mp):
-    _with(mp, "adam", decoupled_weight_decay=lambda d: True,
-          when=lambda k: k["weight_decay"] != 0)
+@around(ADAM, "adam", breaks="optim.adam.weight_decay")
+def adam_weight_decay_decoupled(orig, *a, **k):
+    """Decoupled decay wherever weight_decay is set."""
+    decoupled = k["decoupled_weight_decay"] or k["weight_decay"] != 0
+    return orig(*a, **dict(k, decoupled_weight_decay=decoupled))
 
 
-@mutant(breaks="optim.adam.weight_decay")
-def adam_weight_decay_skipped_on_large_parameters(mp):
+@around(ADAM, "_single_tensor_adam", breaks="optim.adam.weight_decay")
+def adam_weight_decay_skipped_on_large_parameters(orig, *args, **kwargs):
     """The for-loop Adam leaves out weight decay on parameters of more than 64 elements (a
     size-dependent path), exact on small ones."""
-    def make(orig):
-        def call(*args, **kwargs):
-            lists, rest = args[:6], args[6:]
-            for i in range(len(lists[0])):
-                large = lists[0][i].numel() > 64
-                orig(*[[lst[i]] if lst else lst for lst in lists], *rest,
-                     **dict(kwargs, weight_decay=0.0 if large else kwargs["weight_decay"]))
-        return call
-    wrap(mp, _module("adam"), "_single_tensor_adam", make)
+    lists, rest = args[:6], args[6:]
+    for i in range(len(lists[0])):
+        decay = 0.0 if lists[0][i].numel() > 64 else kwargs["weight_decay"]
+        orig(*[[lst[i]] if lst else lst for lst in lists], *rest,
+             **dict(kwargs, weight_decay=decay))
 
 
-def _amsgrad_on_current_moment(mp):
+def _amsgrad_on_current_moment(orig, params, grads, m, v, vmax, steps, *a, **k):
     """amsgrad's update divides by the current v, while max_exp_avg_sq is still kept."""
-    def make(orig):
-        def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, *a, **k):
-            if not k["amsgrad"]:
-                return orig(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
-                            state_steps, *a, **k)
-            orig(params, grads, exp_avgs, exp_avg_sqs, [], state_steps, *a,
-                 **dict(k, amsgrad=False))
-            for v, vmax in zip(exp_avg_sqs, max_exp_avg_sqs):
-                torch.maximum(vmax, v, out=vmax)
-        return adam
-    wrap(mp, _module("adam"), "adam", make)
+    if not k["amsgrad"]:
+        return orig(params, grads, m, v, vmax, steps, *a, **k)
+    orig(params, grads, m, v, [], steps, *a, **dict(k, amsgrad=False))
+    for current, kept in zip(v, vmax):
+        torch.maximum(kept, current, out=kept)
 
 
-@mutant(breaks="optim.adam.amsgrad")
-def adam_amsgrad_divides_by_the_current_moment(mp):
-    _amsgrad_on_current_moment(mp)
-
-
-@mutant(breaks="optim.adam.maximize")
-def adam_maximize_ignored(mp):
-    _with(mp, "adam", maximize=lambda m: False)
-
-
-@mutant(breaks="optim.adam.decoupled_weight_decay")
-def adam_decoupled_flag_ignored(mp):
-    wrap(mp, torch.optim.Adam, "__init__", lambda orig: lambda self, *a, **k: orig(
-        self, *a, **dict(k, decoupled_weight_decay=False)))
-
-
-@mutant(breaks="optim.adam.foreach")
-def adam_foreach_lr_slightly_high(mp):
-    _with(mp, "adam", "_multi_tensor_adam", lr=lambda lr: lr * OFF)
-
-
-@mutant(breaks="optim.adam.fused")
-def adam_fused_eps_ignored(mp):
-    _with(mp, "adam", "_fused_adam", eps=lambda eps: 0.0)
-
+around(ADAM, "adam", "optim.adam.amsgrad", "adam_amsgrad_divides_by_the_current_moment")(
+    _amsgrad_on_current_moment)
+_option("adam_maximize_ignored", "optim.adam.maximize", "adam", maximize=False)
+option("adam_decoupled_flag_ignored", "optim.adam.decoupled_weight_decay", torch.optim.Adam,
+       "__init__", decoupled_weight_decay=False)
+_option("adam_foreach_lr_slightly_high", "optim.adam.foreach", "adam", "_multi_tensor_adam",
+        lr=_times(OFF))
+_option("adam_fused_eps_ignored", "optim.adam.fused", "adam", "_fused_adam", eps=0.0)
 
 # -- AdamW -----------------------------------------------------------------------------------
 
-@mutant(breaks="optim.adamw.decoupled_weight_decay")
-def adamw_weight_decay_coupled(mp):
-    _with(mp, "adam", decoupled_weight_decay=lambda d: False)
+_option("adamw_weight_decay_coupled", "optim.adamw.decoupled_weight_decay", "adam",
+        decoupled_weight_decay=False)
+option("adamw_weight_decay_default_zero", "optim.adamw.default_weight_decay", torch.optim.AdamW,
+       "__init__", defaults={"weight_decay": 0.0})
+around(ADAM, "adam", "optim.adamw.amsgrad", "adamw_amsgrad_divides_by_the_current_moment")(
+    _amsgrad_on_current_moment)
+_option("adamw_foreach_decay_coupled", "optim.adamw.foreach", "adam", "_multi_tensor_adam",
+        decoupled_weight_decay=False)
 
 
-@mutant(breaks="optim.adamw.default_weight_decay")
-def adamw_weight_decay_default_zero(mp):
-    def make(orig):
-        def init(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 *a, **k):
-            return orig(self, params, lr, betas, eps, weight_decay, *a, **k)
-        return init
-    wrap(mp, torch.optim.AdamW, "__init__", make)
-
-
-@mutant(breaks="optim.adamw.amsgrad")
-def adamw_amsgrad_divides_by_the_current_moment(mp):
-    _amsgrad_on_current_moment(mp)
-
-
-@mutant(breaks="optim.adamw.foreach")
-def adamw_foreach_decay_coupled(mp):
-    _with(mp, "adam", "_multi_tensor_adam", decoupled_weight_decay=lambda d: False)
-
-
-@mutant(breaks="optim.adamw.fused")
-def adamw_fused_lr_slightly_high(mp):
-    _with(mp, "adam", "_fused_adam", lr=lambda lr: lr * OFF,
-          when=lambda k: k["decoupled_weight_decay"])
+@around(ADAM, "_fused_adam", breaks="optim.adamw.fused")
+def adamw_fused_lr_slightly_high(orig, *a, **k):
+    lr = k["lr"] * OFF if k["decoupled_weight_decay"] else k["lr"]
+    return orig(*a, **dict(k, lr=lr))
 
 
 # -- Adamax ----------------------------------------------------------------------------------
 
-@mutant(breaks="optim.adamax.algorithm")
-def adamax_eps_ignored(mp):
-    """u = max(b2 u, |g|) without eps."""
-    _with(mp, "adamax", eps=lambda eps: 0.0)
-
-
-@mutant(breaks="optim.adamax.algorithm")
-def adamax_beta2_slightly_off(mp):
-    _with(mp, "adamax", beta2=lambda b: b * 0.99)
-
-
-@mutant(breaks="optim.adamax.maximize")
-def adamax_maximize_ignored(mp):
-    _with(mp, "adamax", maximize=lambda m: False)
-
-
-@mutant(breaks="optim.adamax.foreach")
-def adamax_foreach_beta1_off(mp):
-    _with(mp, "adamax", "_multi_tensor_adamax", beta1=lambda b: b * 0.99)
-
+_option("adamax_eps_ignored", "optim.adamax.algorithm", "adamax", eps=0.0)  # max(b2 u, |g|)
+_option("adamax_beta2_slightly_off", "optim.adamax.algorithm", "adamax", beta2=_times(0.99))
+_option("adamax_maximize_ignored", "optim.adamax.maximize", "adamax", maximize=False)
+_option("adamax_foreach_beta1_off", "optim.adamax.foreach", "adamax", "_multi_tensor_adamax",
+        beta1=_times(0.99))
 
 # -- NAdam -----------------------------------------------------------------------------------
 
-@mutant(breaks="optim.nadam.algorithm")
-def nadam_momentum_decay_ignored(mp):
-    """mu_t = b1 (1 - 0.5 * 0.96^(t psi)) with psi = 0: a constant schedule."""
-    _with(mp, "nadam", momentum_decay=lambda psi: 0.0)
-
-
-@mutant(breaks="optim.nadam.algorithm")
-def nadam_lr_slightly_high(mp):
-    _with(mp, "nadam", lr=lambda lr: lr * 1.01)
-
-
-@mutant(breaks="optim.nadam.decoupled_weight_decay")
-def nadam_decoupled_flag_ignored(mp):
-    _with(mp, "nadam", decoupled_weight_decay=lambda d: False)
-
-
-@mutant(breaks="optim.nadam.maximize")
-def nadam_maximize_ignored(mp):
-    _with(mp, "nadam", maximize=lambda m: False)
-
-
-@mutant(breaks="optim.nadam.foreach")
-def nadam_foreach_momentum_decay_doubled(mp):
-    _with(mp, "nadam", "_multi_tensor_nadam", momentum_decay=lambda psi: 2 * psi)
-
+# mu_t = b1 (1 - 0.5 * 0.96^(t psi)) with psi = 0: a constant schedule.
+_option("nadam_momentum_decay_ignored", "optim.nadam.algorithm", "nadam", momentum_decay=0.0)
+_option("nadam_lr_slightly_high", "optim.nadam.algorithm", "nadam", lr=_times(1.01))
+_option("nadam_decoupled_flag_ignored", "optim.nadam.decoupled_weight_decay", "nadam",
+        decoupled_weight_decay=False)
+_option("nadam_maximize_ignored", "optim.nadam.maximize", "nadam", maximize=False)
+_option("nadam_foreach_momentum_decay_doubled", "optim.nadam.foreach", "nadam",
+        "_multi_tensor_nadam", momentum_decay=_times(2))
 
 # -- RAdam -----------------------------------------------------------------------------------
 
-@mutant(breaks="optim.radam.algorithm")
-def radam_eps_ignored(mp):
-    """Only the rectified branch uses eps: caught once rho_t > 5."""
-    _with(mp, "radam", eps=lambda eps: 0.0)
-
-
-@mutant(breaks="optim.radam.algorithm")
-def radam_never_rectifies(mp):
-    """beta2 = 0.6 keeps rho_t below 5 for ever: momentum SGD steps only."""
-    _with(mp, "radam", beta2=lambda b: 0.6)
-
-
-@mutant(breaks="optim.radam.decoupled_weight_decay")
-def radam_decoupled_flag_ignored(mp):
-    _with(mp, "radam", decoupled_weight_decay=lambda d: False)
-
-
-@mutant(breaks="optim.radam.maximize")
-def radam_maximize_ignored(mp):
-    _with(mp, "radam", maximize=lambda m: False)
-
-
-@mutant(breaks="optim.radam.foreach")
-def radam_foreach_eps_ignored(mp):
-    _with(mp, "radam", "_multi_tensor_radam", eps=lambda eps: 0.0)
-
+# Only the rectified branch uses eps: caught once rho_t > 5.
+_option("radam_eps_ignored", "optim.radam.algorithm", "radam", eps=0.0)
+# beta2 = 0.6 keeps rho_t below 5 for ever: momentum SGD steps only.
+_option("radam_never_rectifies", "optim.radam.algorithm", "radam", beta2=0.6)
+_option("radam_decoupled_flag_ignored", "optim.radam.decoupled_weight_decay", "radam",
+        decoupled_weight_decay=False)
+_option("radam_maximize_ignored", "optim.radam.maximize", "radam", maximize=False)
+_option("radam_foreach_eps_ignored", "optim.radam.foreach", "radam", "_multi_tensor_radam",
+        eps=0.0)
 
 # -- RMSprop ---------------------------------------------------------------------------------
 
-@mutant(breaks="optim.rmsprop.algorithm")
-def rmsprop_alpha_slightly_off(mp):
-    _with(mp, "rmsprop", alpha=lambda a: a * 0.99)
-
-
-@mutant(breaks="optim.rmsprop.algorithm")
-def rmsprop_eps_ignored(mp):
-    _with(mp, "rmsprop", eps=lambda eps: 0.0)
-
-
-@mutant(breaks="optim.rmsprop.centered")
-def rmsprop_centered_ignored(mp):
-    _with(mp, "rmsprop", centered=lambda c: False)
-
-
-@mutant(breaks="optim.rmsprop.momentum")
-def rmsprop_momentum_slightly_off(mp):
-    _with(mp, "rmsprop", momentum=lambda m: m * OFF)
-
-
-@mutant(breaks="optim.rmsprop.maximize")
-def rmsprop_maximize_ignored(mp):
-    _with(mp, "rmsprop", maximize=lambda m: False)
-
-
-@mutant(breaks="optim.rmsprop.foreach")
-def rmsprop_foreach_centered_ignored(mp):
-    _with(mp, "rmsprop", "_multi_tensor_rmsprop", centered=lambda c: False)
-
+_option("rmsprop_alpha_slightly_off", "optim.rmsprop.algorithm", "rmsprop", alpha=_times(0.99))
+_option("rmsprop_eps_ignored", "optim.rmsprop.algorithm", "rmsprop", eps=0.0)
+_option("rmsprop_centered_ignored", "optim.rmsprop.centered", "rmsprop", centered=False)
+_option("rmsprop_momentum_slightly_off", "optim.rmsprop.momentum", "rmsprop",
+        momentum=_times(OFF))
+_option("rmsprop_maximize_ignored", "optim.rmsprop.maximize", "rmsprop", maximize=False)
+_option("rmsprop_foreach_centered_ignored", "optim.rmsprop.foreach", "rmsprop",
+        "_multi_tensor_rmsprop", centered=False)
 
 # -- Adagrad ---------------------------------------------------------------------------------
 
-@mutant(breaks="optim.adagrad.algorithm")
-def adagrad_eps_ignored(mp):
-    _with(mp, "adagrad", eps=lambda eps: 0.0)
-
-
-@mutant(breaks="optim.adagrad.algorithm")
-def adagrad_lr_slightly_high(mp):
-    _with(mp, "adagrad", lr=lambda lr: lr * OFF)
-
-
-@mutant(breaks="optim.adagrad.lr_decay")
-def adagrad_lr_decay_ignored(mp):
-    _with(mp, "adagrad", lr_decay=lambda d: 0.0)
+_option("adagrad_eps_ignored", "optim.adagrad.algorithm", "adagrad", eps=0.0)
+_option("adagrad_lr_slightly_high", "optim.adagrad.algorithm", "adagrad", lr=_times(OFF))
+_option("adagrad_lr_decay_ignored", "optim.adagrad.lr_decay", "adagrad", lr_decay=0.0)
 
 
 @mutant(breaks="optim.adagrad.initial_accumulator_value")
@@ -317,108 +184,48 @@ def adagrad_accumulator_starts_at_zero(mp):
         wrap(mp, Adagrad, "_init_group", make)
 
 
-@mutant(breaks="optim.adagrad.maximize")
-def adagrad_maximize_ignored(mp):
-    _with(mp, "adagrad", maximize=lambda m: False)
-
-
-@mutant(breaks="optim.adagrad.foreach")
-def adagrad_foreach_lr_decay_ignored(mp):
-    _with(mp, "adagrad", "_multi_tensor_adagrad", lr_decay=lambda d: 0.0)
-
-
-@mutant(breaks="optim.adagrad.fused")
-def adagrad_fused_eps_ignored(mp):
-    _with(mp, "adagrad", "_fused_adagrad", eps=lambda eps: 0.0)
-
+_option("adagrad_maximize_ignored", "optim.adagrad.maximize", "adagrad", maximize=False)
+_option("adagrad_foreach_lr_decay_ignored", "optim.adagrad.foreach", "adagrad",
+        "_multi_tensor_adagrad", lr_decay=0.0)
+_option("adagrad_fused_eps_ignored", "optim.adagrad.fused", "adagrad", "_fused_adagrad",
+        eps=0.0)
 
 # -- Adadelta --------------------------------------------------------------------------------
 
-@mutant(breaks="optim.adadelta.algorithm")
-def adadelta_rho_slightly_off(mp):
-    _with(mp, "adadelta", rho=lambda r: r * 0.99)
-
-
-@mutant(breaks="optim.adadelta.algorithm")
-def adadelta_eps_slightly_off(mp):
-    _with(mp, "adadelta", eps=lambda eps: eps * 1.01)
-
-
-@mutant(breaks="optim.adadelta.maximize")
-def adadelta_maximize_ignored(mp):
-    _with(mp, "adadelta", maximize=lambda m: False)
-
-
-@mutant(breaks="optim.adadelta.foreach")
-def adadelta_foreach_lr_slightly_high(mp):
-    _with(mp, "adadelta", "_multi_tensor_adadelta", lr=lambda lr: lr * OFF)
-
+_option("adadelta_rho_slightly_off", "optim.adadelta.algorithm", "adadelta", rho=_times(0.99))
+_option("adadelta_eps_slightly_off", "optim.adadelta.algorithm", "adadelta", eps=_times(1.01))
+_option("adadelta_maximize_ignored", "optim.adadelta.maximize", "adadelta", maximize=False)
+_option("adadelta_foreach_lr_slightly_high", "optim.adadelta.foreach", "adadelta",
+        "_multi_tensor_adadelta", lr=_times(OFF))
 
 # -- ASGD ------------------------------------------------------------------------------------
 
-@mutant(breaks="optim.asgd.algorithm")
-def asgd_decay_term_ignored(mp):
-    _with(mp, "asgd", lambd=lambda lam: 0.0)
-
-
-@mutant(breaks="optim.asgd.algorithm")
-def asgd_eta_power_off(mp):
-    _with(mp, "asgd", alpha=lambda a: a * 1.1)
-
-
-@mutant(breaks="optim.asgd.averaging")
-def asgd_averaging_starts_late(mp):
-    _with(mp, "asgd", t0=lambda t0: t0 + 1)
-
-
-@mutant(breaks="optim.asgd.maximize")
-def asgd_maximize_ignored(mp):
-    _with(mp, "asgd", maximize=lambda m: False)
-
-
-@mutant(breaks="optim.asgd.foreach")
-def asgd_foreach_decay_term_ignored(mp):
-    _with(mp, "asgd", "_multi_tensor_asgd", lambd=lambda lam: 0.0)
-
+_option("asgd_decay_term_ignored", "optim.asgd.algorithm", "asgd", lambd=0.0)
+_option("asgd_eta_power_off", "optim.asgd.algorithm", "asgd", alpha=_times(1.1))
+_option("asgd_averaging_starts_late", "optim.asgd.averaging", "asgd", t0=lambda t0: t0 + 1)
+_option("asgd_maximize_ignored", "optim.asgd.maximize", "asgd", maximize=False)
+_option("asgd_foreach_decay_term_ignored", "optim.asgd.foreach", "asgd", "_multi_tensor_asgd",
+        lambd=0.0)
 
 # -- Rprop -----------------------------------------------------------------------------------
 
-@mutant(breaks="optim.rprop.algorithm")
-def rprop_etaplus_off(mp):
-    _with(mp, "rprop", etaplus=lambda e: e * 1.01)
+_option("rprop_etaplus_off", "optim.rprop.algorithm", "rprop", etaplus=_times(1.01))
 
 
-@mutant(breaks="optim.rprop.algorithm")
-def rprop_etas_swapped(mp):
-    def make(orig):
-        def rprop(*a, **k):
-            k["etaminus"], k["etaplus"] = k["etaplus"], k["etaminus"]
-            return orig(*a, **k)
-        return rprop
-    wrap(mp, _module("rprop"), "rprop", make)
+@around(_module("rprop"), "rprop", breaks="optim.rprop.algorithm")
+def rprop_etas_swapped(orig, *a, **k):
+    return orig(*a, **dict(k, etaminus=k["etaplus"], etaplus=k["etaminus"]))
 
 
-@mutant(breaks="optim.rprop.step_sizes")
-def rprop_maximum_step_size_ignored(mp):
-    _with(mp, "rprop", step_size_max=lambda m: float("inf"))
-
-
-@mutant(breaks="optim.rprop.step_sizes")
-def rprop_minimum_step_size_ignored(mp):
-    _with(mp, "rprop", step_size_min=lambda m: 0.0)
-
-
-@mutant(breaks="optim.rprop.maximize")
-def rprop_maximize_ignored(mp):
-    _with(mp, "rprop", maximize=lambda m: False)
-
-
-@mutant(breaks="optim.rprop.foreach")
-def rprop_foreach_etaminus_off(mp):
-    _with(mp, "rprop", "_multi_tensor_rprop", etaminus=lambda e: e * 1.01)
-
+_option("rprop_maximum_step_size_ignored", "optim.rprop.step_sizes", "rprop",
+        step_size_max=float("inf"))
+_option("rprop_minimum_step_size_ignored", "optim.rprop.step_sizes", "rprop", step_size_min=0.0)
+_option("rprop_maximize_ignored", "optim.rprop.maximize", "rprop", maximize=False)
+_option("rprop_foreach_etaminus_off", "optim.rprop.foreach", "rprop", "_multi_tensor_rprop",
+        etaminus=_times(1.01))
 
 # -- SparseAdam ------------------------------------------------------------------------------
+
 
 def _dense_support(g):
     """The sparse gradient with every entry stored (absent ones as explicit zeros)."""
@@ -427,69 +234,34 @@ def _dense_support(g):
     return torch.sparse_coo_tensor(indices, dense[tuple(indices)], dense.shape)
 
 
-@mutant(breaks="optim.sparse_adam.masked_algorithm")
-def sparse_adam_updates_every_entry(mp):
-    """Moments decay (and parameters move) at entries the gradient does not hold."""
-    wrap(mp, _F, "sparse_adam", lambda orig: lambda params, grads, *a, **k: orig(
-        params, [_dense_support(g) for g in grads], *a, **k))
+# Moments decay (and parameters move) at entries the gradient does not hold.
+option("sparse_adam_updates_every_entry", "optim.sparse_adam.masked_algorithm", _F,
+       "sparse_adam", grads=lambda grads: [_dense_support(g) for g in grads])
+option("sparse_adam_beta1_off", "optim.sparse_adam.masked_algorithm", _F, "sparse_adam",
+       beta1=_times(0.99))
 
 
-@mutant(breaks="optim.sparse_adam.masked_algorithm")
-def sparse_adam_beta1_off(mp):
-    wrap(mp, _F, "sparse_adam", lambda orig: lambda *a, **k: orig(
-        *a, **dict(k, beta1=k["beta1"] * 0.99)))
-
-
-@mutant(breaks="optim.sparse_adam.dense_gradients_refused")
-def sparse_adam_accepts_dense_gradients(mp):
-    def make(orig):
-        def step(self, closure=None):
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None and not p.grad.is_sparse:
-                        p.grad = p.grad.to_sparse()
-            return orig(self, closure)
-        return step
-    wrap(mp, torch.optim.SparseAdam, "step", make)
+@around(torch.optim.SparseAdam, "step", breaks="optim.sparse_adam.dense_gradients_refused")
+def sparse_adam_accepts_dense_gradients(orig, self, closure=None):
+    for group in self.param_groups:
+        for p in group["params"]:
+            if p.grad is not None and not p.grad.is_sparse:
+                p.grad = p.grad.to_sparse()
+    return orig(self, closure)
 
 
 # -- LBFGS -----------------------------------------------------------------------------------
 
-def _lbfgs_init(mp, **changes):
-    LBFGS = torch.optim.LBFGS
-
-    def make(orig):
-        def init(self, params, *a, **k):
-            orig(self, params, *a, **k)
-            for key, change in changes.items():
-                self.param_groups[0][key] = change(self.param_groups[0][key])
-        return init
-    wrap(mp, LBFGS, "__init__", make)
+option("lbfgs_history_size_ignored", "optim.lbfgs.two_loop_recursion", LBFGS, "__init__",
+       history_size=100)
+option("lbfgs_step_length_off", "optim.lbfgs.two_loop_recursion", LBFGS, "_add_grad",
+       step_size=_times(OFF))
+option("lbfgs_max_eval_ignored", "optim.lbfgs.max_eval", LBFGS, "__init__", max_eval=10**6)
 
 
-@mutant(breaks="optim.lbfgs.two_loop_recursion")
-def lbfgs_history_size_ignored(mp):
-    _lbfgs_init(mp, history_size=lambda h: 100)
-
-
-@mutant(breaks="optim.lbfgs.two_loop_recursion")
-def lbfgs_step_length_off(mp):
-    wrap(mp, torch.optim.LBFGS, "_add_grad", lambda orig: lambda self, step_size, update: orig(
-        self, step_size * OFF, update))
-
-
-@mutant(breaks="optim.lbfgs.max_eval")
-def lbfgs_max_eval_ignored(mp):
-    _lbfgs_init(mp, max_eval=lambda m: 10**6)
-
-
-@mutant(breaks="optim.lbfgs.single_param_group")
-def lbfgs_merges_parameter_groups(mp):
-    def make(orig):
-        def init(self, params, *a, **k):
-            params = list(params)
-            if params and isinstance(params[0], dict):
-                params = [p for group in params for p in group["params"]]
-            return orig(self, params, *a, **k)
-        return init
-    wrap(mp, torch.optim.LBFGS, "__init__", make)
+@around(LBFGS, "__init__", breaks="optim.lbfgs.single_param_group")
+def lbfgs_merges_parameter_groups(orig, self, params, *a, **k):
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [p for group in params for p in group["params"]]
+    return orig(self, params, *a, **k)
