@@ -8,9 +8,10 @@ import math
 
 import torch
 
-from . import mutant, wrap
+from . import around, mutant, option, replace, via, wrap
 
 U = torch.nn.utils
+CLIP_NORM, CLIP_VALUE = "clip_grad_norm_", "clip_grad_value_"
 
 
 def _grads(parameters):
@@ -18,215 +19,144 @@ def _grads(parameters):
     return params, [p.grad for p in params if p.grad is not None]
 
 
+def _reversed(parameters):
+    return list(parameters)[::-1]
+
+
+def _clamp_the_top_only(parameters, clip_value):
+    with torch.no_grad():
+        for g in _grads(parameters)[1]:
+            g.clamp_(max=clip_value)
+
+
+def _since_2_6(attr, breaks):
+    """around(U, attr, breaks) for a function added in torch 2.6 (a no-op mutant before)."""
+    def register(fn):
+        mutant(breaks, name=fn.__name__)(
+            lambda mp: hasattr(U, attr) and wrap(mp, U, attr, via(fn)))
+        return fn
+    return register
+
+
 # -- clip_grad_norm_ --------------------------------------------------------------------------
 
-@mutant(breaks="optim.clip_grad.total_norm")
-def clip_grad_norm_type_ignored(mp):
-    def make(orig):
-        def clip(parameters, max_norm, norm_type=2.0, *args, **kwargs):
-            return orig(parameters, max_norm, 2.0, *args, **kwargs)
-        return clip
-    wrap(mp, U, "clip_grad_norm_", make)
+option("clip_grad_norm_type_ignored", "optim.clip_grad.total_norm", U, CLIP_NORM, norm_type=2.0)
 
 
-@mutant(breaks="optim.clip_grad.total_norm")
-def clip_grad_norm_returns_the_clipped_norm(mp):
+@around(U, CLIP_NORM, breaks="optim.clip_grad.total_norm")
+def clip_grad_norm_returns_the_clipped_norm(orig, parameters, max_norm, *args, **kwargs):
     # Returns the norm after clipping, min(total, max_norm), instead of the original norm.
-    def make(orig):
-        def clip(parameters, max_norm, *args, **kwargs):
-            return torch.clamp(orig(parameters, max_norm, *args, **kwargs), max=max_norm)
-        return clip
-    wrap(mp, U, "clip_grad_norm_", make)
+    return torch.clamp(orig(parameters, max_norm, *args, **kwargs), max=max_norm)
 
 
-@mutant(breaks="optim.clip_grad.total_norm")
-def clip_grad_norm_sums_per_parameter_norms(mp):
+@around(U, CLIP_NORM, breaks="optim.clip_grad.total_norm")
+def clip_grad_norm_sums_per_parameter_norms(orig, parameters, max_norm, norm_type=2.0, *a, **k):
     # Total = sum of the per-parameter p-norms instead of the norm of the concatenation.
-    def make(orig):
-        def clip(parameters, max_norm, norm_type=2.0, *args, **kwargs):
-            params, grads = _grads(parameters)
-            p = float(norm_type)
-            total = sum(torch.linalg.vector_norm(g, p) for g in grads) if grads else None
-            orig(params, max_norm, norm_type, *args, **kwargs)
-            return total if total is not None else torch.tensor(0.0)
-        return clip
-    wrap(mp, U, "clip_grad_norm_", make)
+    params, grads = _grads(parameters)
+    total = sum(torch.linalg.vector_norm(g, float(norm_type)) for g in grads) if grads else None
+    orig(params, max_norm, norm_type, *a, **k)
+    return total if total is not None else torch.tensor(0.0)
 
 
-@mutant(breaks="optim.clip_grad.scales_when_above")
-def clip_grad_norm_never_scales(mp):
-    def make(orig):
-        def clip(parameters, max_norm, *args, **kwargs):
-            return orig(parameters, math.inf, *args, **kwargs)
-        return clip
-    wrap(mp, U, "clip_grad_norm_", make)
+option("clip_grad_norm_never_scales", "optim.clip_grad.scales_when_above", U, CLIP_NORM,
+       max_norm=math.inf)
 
 
-@mutant(breaks="optim.clip_grad.scales_when_above")
-def clip_grad_norm_coefficient_not_clamped(mp):
+@around(U, CLIP_NORM, breaks="optim.clip_grad.scales_when_above")
+def clip_grad_norm_coefficient_not_clamped(orig, parameters, max_norm, *args, **kwargs):
     # Gradients below max_norm are scaled up to it (the coefficient is not clamped at 1).
-    def make(orig):
-        def clip(parameters, max_norm, *args, **kwargs):
-            params, _ = _grads(parameters)
-            total = orig(params, max_norm, *args, **kwargs)
-            if total < max_norm:
-                with torch.no_grad():
-                    for p in params:
-                        if p.grad is not None:
-                            p.grad.mul_(max_norm / (total + 1e-6))
-            return total
-        return clip
-    wrap(mp, U, "clip_grad_norm_", make)
+    params, grads = _grads(parameters)
+    total = orig(params, max_norm, *args, **kwargs)
+    if total < max_norm:
+        with torch.no_grad():
+            for g in grads:
+                g.mul_(max_norm / (total + 1e-6))
+    return total
 
 
-@mutant(breaks="optim.clip_grad.scales_when_above")
-def clip_grad_norm_replaces_grads(mp):
+@around(U, CLIP_NORM, breaks="optim.clip_grad.scales_when_above")
+def clip_grad_norm_replaces_grads(orig, parameters, max_norm, *args, **kwargs):
     # Clipped gradients are new tensors assigned to .grad, not the old ones changed in place.
-    def make(orig):
-        def clip(parameters, max_norm, *args, **kwargs):
-            params, _ = _grads(parameters)
-            for p in params:
-                if p.grad is not None:
-                    p.grad = p.grad.clone()
-            return orig(params, max_norm, *args, **kwargs)
-        return clip
-    wrap(mp, U, "clip_grad_norm_", make)
+    params, _ = _grads(parameters)
+    for p in params:
+        if p.grad is not None:
+            p.grad = p.grad.clone()
+    return orig(params, max_norm, *args, **kwargs)
 
 
-@mutant(breaks="optim.clip_grad.error_if_nonfinite")
-def clip_grad_norm_error_if_nonfinite_ignored(mp):
-    def make(orig):
-        def clip(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, **kwargs):
-            return orig(parameters, max_norm, norm_type, False, **kwargs)
-        return clip
-    wrap(mp, U, "clip_grad_norm_", make)
+option("clip_grad_norm_error_if_nonfinite_ignored", "optim.clip_grad.error_if_nonfinite", U,
+       CLIP_NORM, error_if_nonfinite=False)
 
 
-@mutant(breaks="optim.clip_grad.error_if_nonfinite")
-def clip_grad_norm_scales_before_raising(mp):
+@around(U, CLIP_NORM, breaks="optim.clip_grad.error_if_nonfinite")
+def clip_grad_norm_scales_before_raising(orig, parameters, max_norm, norm_type=2.0,
+                                         error_if_nonfinite=False, **kwargs):
     # The error is raised only after the gradients were scaled by the non-finite norm.
-    def make(orig):
-        def clip(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, **kwargs):
-            params, _ = _grads(parameters)
-            total = orig(params, max_norm, norm_type, False, **kwargs)
-            if error_if_nonfinite and not torch.isfinite(total):
-                raise RuntimeError("The total norm is non-finite, so it cannot be clipped")
-            return total
-        return clip
-    wrap(mp, U, "clip_grad_norm_", make)
+    total = orig(_grads(parameters)[0], max_norm, norm_type, False, **kwargs)
+    if error_if_nonfinite and not torch.isfinite(total):
+        raise RuntimeError("The total norm is non-finite, so it cannot be clipped")
+    return total
 
 
-@mutant(breaks="optim.clip_grad.foreach")
-def clip_grad_norm_foreach_uses_the_2_norm(mp):
-    def make(orig):
-        def clip(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
-                 foreach=None):
-            if foreach:
-                norm_type = 2.0
-            return orig(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
-        return clip
-    wrap(mp, U, "clip_grad_norm_", make)
+@around(U, CLIP_NORM, breaks="optim.clip_grad.foreach")
+def clip_grad_norm_foreach_uses_the_2_norm(orig, parameters, max_norm, norm_type=2.0,
+                                           error_if_nonfinite=False, foreach=None):
+    return orig(parameters, max_norm, 2.0 if foreach else norm_type, error_if_nonfinite, foreach)
 
 
-@mutant(breaks="optim.clip_grad.foreach")
-def clip_grad_value_foreach_clamps_the_top_only(mp):
-    def make(orig):
-        def clip(parameters, clip_value, foreach=None):
-            if not foreach:
-                return orig(parameters, clip_value, foreach)
-            params, grads = _grads(parameters)
-            with torch.no_grad():
-                for g in grads:
-                    g.clamp_(max=clip_value)
-        return clip
-    wrap(mp, U, "clip_grad_value_", make)
+@around(U, CLIP_VALUE, breaks="optim.clip_grad.foreach")
+def clip_grad_value_foreach_clamps_the_top_only(orig, parameters, clip_value, foreach=None):
+    if not foreach:
+        return orig(parameters, clip_value, foreach)
+    _clamp_the_top_only(parameters, clip_value)
 
 
 # -- clip_grad_value_ -------------------------------------------------------------------------
 
-@mutant(breaks="optim.clip_grad.value")
-def clip_grad_value_clamps_the_top_only(mp):
-    def make(orig):
-        def clip(parameters, clip_value, *args, **kwargs):
-            _, grads = _grads(parameters)
-            with torch.no_grad():
-                for g in grads:
-                    g.clamp_(max=clip_value)
-        return clip
-    wrap(mp, U, "clip_grad_value_", make)
+replace(U, CLIP_VALUE, "optim.clip_grad.value", "clip_grad_value_clamps_the_top_only")(
+    lambda orig: lambda parameters, clip_value, *args, **kwargs: _clamp_the_top_only(
+        parameters, clip_value))
 
 
-@mutant(breaks="optim.clip_grad.value")
-def clip_grad_value_skips_the_last_parameter(mp):
-    def make(orig):
-        def clip(parameters, clip_value, *args, **kwargs):
-            params, _ = _grads(parameters)
-            with_grad = [p for p in params if p.grad is not None]
-            return orig(with_grad[:-1] if len(with_grad) > 1 else with_grad, clip_value,
-                        *args, **kwargs)
-        return clip
-    wrap(mp, U, "clip_grad_value_", make)
+def _all_but_the_last_with_grad(parameters):
+    with_grad = [p for p in _grads(parameters)[0] if p.grad is not None]
+    return with_grad[:-1] if len(with_grad) > 1 else with_grad
+
+
+option("clip_grad_value_skips_the_last_parameter", "optim.clip_grad.value", U, CLIP_VALUE,
+       parameters=_all_but_the_last_with_grad)
 
 
 # -- get_total_norm / clip_grads_with_norm_ (2.6) ---------------------------------------------
 
-@mutant(breaks="optim.clip_grad.split_functions")
-def get_total_norm_type_ignored(mp):
-    def make(orig):
-        def get_total_norm(tensors, norm_type=2.0, *args, **kwargs):
-            return orig(tensors, 2.0, *args, **kwargs)
-        return get_total_norm
-    if hasattr(U, "get_total_norm"):
-        wrap(mp, U, "get_total_norm", make)
+@_since_2_6("get_total_norm", "optim.clip_grad.split_functions")
+def get_total_norm_type_ignored(orig, tensors, norm_type=2.0, *args, **kwargs):
+    return orig(tensors, 2.0, *args, **kwargs)
 
 
-@mutant(breaks="optim.clip_grad.split_functions")
-def clip_grads_with_norm_not_clamped(mp):
-    def make(orig):
-        def clip(parameters, max_norm, total_norm, foreach=None):
-            _, grads = _grads(parameters)
-            with torch.no_grad():
-                for g in grads:
-                    g.mul_(max_norm / (total_norm + 1e-6))
-        return clip
-    if hasattr(U, "clip_grads_with_norm_"):
-        wrap(mp, U, "clip_grads_with_norm_", make)
+@_since_2_6("clip_grads_with_norm_", "optim.clip_grad.split_functions")
+def clip_grads_with_norm_not_clamped(orig, parameters, max_norm, total_norm, foreach=None):
+    with torch.no_grad():
+        for g in _grads(parameters)[1]:
+            g.mul_(max_norm / (total_norm + 1e-6))
 
 
 # -- parameters_to_vector / vector_to_parameters ----------------------------------------------
 
-@mutant(breaks="optim.param_vector.parameters_to_vector")
-def parameters_to_vector_reversed(mp):
-    wrap(mp, U, "parameters_to_vector", lambda orig: lambda parameters: orig(
-        list(parameters)[::-1]))
+option("parameters_to_vector_reversed", "optim.param_vector.parameters_to_vector", U,
+       "parameters_to_vector", parameters=_reversed)
+# Each parameter flattened column-major (its transpose's order) instead of row-major.
+replace(U, "parameters_to_vector", "optim.param_vector.parameters_to_vector",
+        "parameters_to_vector_column_major")(lambda orig: lambda parameters: torch.cat(
+            [p.detach().permute(*reversed(range(p.dim()))).reshape(-1) for p in parameters]))
+# The first slice goes to the last parameter, and so on backwards.
+option("vector_to_parameters_fills_in_reverse", "optim.param_vector.vector_to_parameters", U,
+       "vector_to_parameters", parameters=_reversed)
 
 
-@mutant(breaks="optim.param_vector.parameters_to_vector")
-def parameters_to_vector_column_major(mp):
-    # Each parameter flattened column-major (its transpose's order) instead of row-major.
-    wrap(mp, U, "parameters_to_vector", lambda orig: lambda parameters: torch.cat(
-        [p.detach().permute(*reversed(range(p.dim()))).reshape(-1) for p in parameters]))
-
-
-@mutant(breaks="optim.param_vector.vector_to_parameters")
-def vector_to_parameters_fills_in_reverse(mp):
-    # The first slice goes to the last parameter, and so on backwards.
-    def vector_to_parameters(vec, parameters):
-        pointer = 0
-        for p in reversed(list(parameters)):
-            n = p.numel()
-            p.data = vec[pointer:pointer + n].view_as(p).data
-            pointer += n
-    mp.setattr(U, "vector_to_parameters", vector_to_parameters)
-
-
-@mutant(breaks="optim.param_vector.vector_to_parameters")
-def vector_to_parameters_freezes_them(mp):
-    def make(orig):
-        def vector_to_parameters(vec, parameters):
-            params = list(parameters)
-            orig(vec, params)
-            for p in params:
-                p.requires_grad_(False)
-        return vector_to_parameters
-    wrap(mp, U, "vector_to_parameters", make)
+@around(U, "vector_to_parameters", breaks="optim.param_vector.vector_to_parameters")
+def vector_to_parameters_freezes_them(orig, vec, parameters):
+    params = list(parameters)
+    orig(vec, params)
+    for p in params:
+        p.requires_grad_(False)
