@@ -8,18 +8,22 @@ import contextlib
 
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from torchconform import distributed
 
-from . import mutant, wrap
+from . import mutant, via, wrap
 
 
-def in_ranks(mp, patch) -> None:
-    mp.setattr(distributed, "RANK_PATCHES", distributed.RANK_PATCHES + (patch,))
+def in_ranks(breaks, name):
+    """Register mutant `name`, breaking `breaks`, that has every rank apply the decorated
+    patch fn(mp) at start-up. A rank imports the patch by name again: keep it module-level."""
+    def register(patch):
+        mutant(breaks, name=name)(lambda mp: mp.setattr(
+            distributed, "RANK_PATCHES", distributed.RANK_PATCHES + (patch,)))
+        return patch
+    return register
 
-
-# -- patches applied in the ranks (module-level so that a rank can import them) ---------------
 
 def _sum_hook(state, bucket):
     """All-reduce that sums the ranks' gradients instead of averaging them."""
@@ -34,32 +38,37 @@ def _local_hook(state, bucket):
     return fut
 
 
-def _add_comm_hook(mp, hook):
-    """Every DDP gets `hook` in place of its default averaging all-reduce."""
-    def make(init):
-        def hooked(self, *args, **kwargs):
-            init(self, *args, **kwargs)
-            self.register_comm_hook(None, hook)
-        return hooked
-    wrap(mp, DistributedDataParallel, "__init__", make)
+def _after_init(mp, then):
+    """Every DDP runs then(ddp) once its __init__ is done."""
+    def init(original, self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        then(self)
+    wrap(mp, DDP, "__init__", via(init))
 
 
+def _force_find_unused(mp, value):
+    wrap(mp, DDP, "__init__", via(lambda init, self, *a, **k: init(
+        self, *a, **dict(k, find_unused_parameters=value))))
+
+
+# -- the mutants: each a patch applied in the ranks -------------------------------------------
+
+@in_ranks("distributed.construction.state_from_rank0", "ddp_does_not_broadcast_at_construction")
 def rank_patch_no_broadcast_at_construction(mp):
     mp.setattr(torch.nn.parallel.distributed, "_sync_module_states", lambda *a, **k: None)
 
 
+@in_ranks("distributed.gradients.averaged", "ddp_sums_gradients")
 def rank_patch_sum_gradients(mp):
-    _add_comm_hook(mp, _sum_hook)
+    _after_init(mp, lambda ddp: ddp.register_comm_hook(None, _sum_hook))
 
 
-def rank_patch_keep_local_gradients(mp):
-    _add_comm_hook(mp, _local_hook)
-
-
+@in_ranks("distributed.no_sync.grads_stay_local", "ddp_no_sync_syncs")
 def rank_patch_no_sync_syncs(mp):
-    mp.setattr(DistributedDataParallel, "no_sync", lambda self: contextlib.nullcontext())
+    mp.setattr(DDP, "no_sync", lambda self: contextlib.nullcontext())
 
 
+@in_ranks("distributed.no_sync.next_sync_averages_accumulated", "ddp_no_sync_drops_accumulated")
 def rank_patch_no_sync_drops_accumulated(mp):
     def make(no_sync):
         @contextlib.contextmanager
@@ -69,67 +78,24 @@ def rank_patch_no_sync_drops_accumulated(mp):
             for p in self.parameters():
                 p.grad = None
         return dropping
-    wrap(mp, DistributedDataParallel, "no_sync", make)
+    wrap(mp, DDP, "no_sync", make)
 
 
+@in_ranks("distributed.buffers.broadcast_on_forward", "ddp_does_not_broadcast_buffers")
 def rank_patch_no_buffer_broadcast(mp):
-    mp.setattr(DistributedDataParallel, "_sync_buffers", lambda self: None)
+    mp.setattr(DDP, "_sync_buffers", lambda self: None)
 
 
-def _force_find_unused(mp, value):
-    def make(init):
-        def forced(self, *args, **kwargs):
-            kwargs["find_unused_parameters"] = value
-            init(self, *args, **kwargs)
-        return forced
-    wrap(mp, DistributedDataParallel, "__init__", make)
-
-
+@in_ranks("distributed.unused_parameters.error_without_flag", "ddp_always_finds_unused")
 def rank_patch_always_find_unused(mp):
     _force_find_unused(mp, True)
 
 
+@in_ranks("distributed.unused_parameters.allowed_with_flag", "ddp_ignores_find_unused")
 def rank_patch_never_find_unused(mp):
     _force_find_unused(mp, False)
 
 
-# -- the mutants ------------------------------------------------------------------------------
-
-@mutant(breaks="distributed.construction.state_from_rank0")
-def ddp_does_not_broadcast_at_construction(mp):
-    in_ranks(mp, rank_patch_no_broadcast_at_construction)
-
-
-@mutant(breaks="distributed.gradients.averaged")
-def ddp_sums_gradients(mp):
-    in_ranks(mp, rank_patch_sum_gradients)
-
-
-@mutant(breaks="distributed.no_sync.grads_stay_local")
-def ddp_no_sync_syncs(mp):
-    in_ranks(mp, rank_patch_no_sync_syncs)
-
-
-@mutant(breaks="distributed.no_sync.next_sync_averages_accumulated")
-def ddp_no_sync_drops_accumulated(mp):
-    in_ranks(mp, rank_patch_no_sync_drops_accumulated)
-
-
-@mutant(breaks="distributed.buffers.broadcast_on_forward")
-def ddp_does_not_broadcast_buffers(mp):
-    in_ranks(mp, rank_patch_no_buffer_broadcast)
-
-
-@mutant(breaks="distributed.unused_parameters.error_without_flag")
-def ddp_always_finds_unused(mp):
-    in_ranks(mp, rank_patch_always_find_unused)
-
-
-@mutant(breaks="distributed.unused_parameters.allowed_with_flag")
-def ddp_ignores_find_unused(mp):
-    in_ranks(mp, rank_patch_never_find_unused)
-
-
-@mutant(breaks="distributed.optimizer.step_keeps_ranks_identical")
-def ddp_keeps_local_gradients(mp):
-    in_ranks(mp, rank_patch_keep_local_gradients)
+@in_ranks("distributed.optimizer.step_keeps_ranks_identical", "ddp_keeps_local_gradients")
+def rank_patch_keep_local_gradients(mp):
+    _after_init(mp, lambda ddp: ddp.register_comm_hook(None, _local_hook))
