@@ -108,6 +108,7 @@ def _outcomes(path):
     return document, {t["nodeid"].split("[", 1)[1].rstrip("]"): t for t in document["tests"]}
 
 
+@pytest.mark.slow  # quick loop: see README (pytest tests/ --run-slow)
 def test_conftest_hook_runs_every_contract_with_the_suites_reports(pytester, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))
     pytester.makeconftest(CONFTEST)
@@ -155,6 +156,7 @@ def _cli(tmp_path, *args):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # quick loop: see README (pytest tests/ --run-slow)
 def test_cli_checks_an_optimizer_next_to_a_reference_and_writes_the_reports(tmp_path):
     run = _cli(tmp_path, "--optimizer", "tests.contracts_broken:Momentum", "--reference",
                "torch.optim.SGD", "--reference-kwargs", json.dumps(SGD_MOMENTUM))
@@ -167,6 +169,7 @@ def test_cli_checks_an_optimizer_next_to_a_reference_and_writes_the_reports(tmp_
     assert departure["reference"] == "torch.optim.SGD" and departure["max_abs_difference"] < 1e-5
 
 
+@pytest.mark.slow  # quick loop: see README (pytest tests/ --run-slow)
 def test_cli_exits_non_zero_on_a_violation_with_a_reproduction(tmp_path):
     run = _cli(tmp_path, "--module", "tests.contracts_broken:UnusedLayer", "--input-shape",
                f"5,{B.IN}")

@@ -82,6 +82,7 @@ def pool(monkeypatch):
     pool.close()
 
 
+@pytest.mark.slow  # quick loop: see README (pytest tests/ --run-slow)
 def test_a_rank_that_does_not_answer_fails_the_call_and_the_pool_recovers(pool):
     assert pool.run(rank_number) == [0, 1]
     started = time.monotonic()
@@ -91,6 +92,7 @@ def test_a_rank_that_does_not_answer_fails_the_call_and_the_pool_recovers(pool):
     assert pool.run(rank_number) == [0, 1]  # fresh ranks
 
 
+@pytest.mark.slow  # quick loop: see README (pytest tests/ --run-slow)
 def test_a_collective_one_rank_skips_fails_after_the_group_timeout(pool):
     with pytest.raises(distributed.RankError, match="rank 0 raised"):
         pool.run(rank_skips_a_collective, timeout=60)

@@ -58,6 +58,7 @@ CRASHING = """
 """
 
 
+@pytest.mark.slow  # quick loop: see README (pytest tests/ --run-slow)
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_crash_is_reported_with_the_python_stack_of_the_native_crash(pytester, workers):
     pytester.makeini("[pytest]\ntorchconform_suites = suites\n")
@@ -108,6 +109,7 @@ def _by_name(doc):
     return {t["nodeid"].split("::")[-1]: t for t in doc["tests"]}
 
 
+@pytest.mark.slow  # quick loop: see README (pytest tests/ --run-slow)
 def test_the_differential_says_whether_the_device_or_the_test_departs(broken_run):
     ret, doc, _, stdout, _ = broken_run
     assert ret == pytest.ExitCode.TESTS_FAILED
@@ -133,6 +135,7 @@ def test_the_differential_says_whether_the_device_or_the_test_departs(broken_run
     assert "device departs from CPU and oracle (device cpu:0, reference cpu: passed)" in stdout
 
 
+@pytest.mark.slow  # quick loop: see README (pytest tests/ --run-slow)
 def test_failures_are_grouped_into_distinct_causes(broken_run):
     _, doc, page, stdout, _ = broken_run
     causes = {(c["kind"], tuple(sorted(t.split("::")[-1] for t in c["tests"])))
@@ -164,6 +167,7 @@ def _reproduce(folder, cause, broken):
                           text=True, timeout=300)
 
 
+@pytest.mark.slow  # quick loop: see README (pytest tests/ --run-slow)
 def test_order_dependent_failures_name_the_tests_that_make_them_fail(broken_run):
     _, doc, _, stdout, _ = broken_run
     tests = _by_name(doc)
@@ -190,6 +194,7 @@ def test_delta_debugging_finds_the_smallest_set_of_preceding_tests(culprits):
     assert len(calls) <= (4 + 1) * len(culprits)  # log2(16) + 1 per culprit
 
 
+@pytest.mark.slow  # quick loop: see README (pytest tests/ --run-slow)
 def test_each_cause_has_a_standalone_reproducer_that_reproduces(broken_run):
     _, doc, _, _, folder = broken_run
     for cause in doc["causes"]:
