@@ -135,11 +135,12 @@ def test_privateuse1_backend_is_discovered_under_its_name(tmp_path):
 
 @pytest.mark.parametrize("cuda, hip, kind", [
     (None, None, "cpu"), ("12.4", None, "cuda"), (None, "6.2", "rocm")])
-def test_build_kind_reads_the_build_once_for_everyone(monkeypatch, cuda, hip, kind):
+def test_the_cuda_adapter_reads_the_build_once_for_everyone(monkeypatch, cuda, hip, kind):
+    from torchconform.adapters import cuda as cuda_adapter
     from torchconform.report.facts import torch_build
 
     monkeypatch.setattr(torch.version, "cuda", cuda)
     monkeypatch.setattr(torch.version, "hip", hip, raising=False)
     monkeypatch.setattr(torch.backends.cudnn, "version", lambda: None)
-    assert devices.build_kind() == kind
+    assert cuda_adapter.build()["build"] == kind
     assert torch_build()["build"] == kind
