@@ -183,7 +183,8 @@ class RankPool:
                     if conn.poll(0.01):
                         answers[r] = conn.recv()
                 except (EOFError, OSError):
-                    code = self._procs[r].poll()
+                    # Only rank 0 is our child; the others are forked from it.
+                    code = self._procs[r].poll() if r < len(self._procs) else None
                     answers[r] = ("died", f"died during {what} (exit code {code})")
             if time.monotonic() > deadline:
                 for r, answer in enumerate(answers):
@@ -312,8 +313,10 @@ def _rank_main(fds: Sequence[int], setup: str) -> None:
 
         from . import isolation
 
-        try:  # what the first DistributedDataParallel() imports (~1.4 s of CPU): once
-            import torch._dynamo  # noqa: F401
+        try:  # what the first DistributedDataParallel() imports (~1.4 s of CPU): once.
+            # (import_module: an `import torch._dynamo` here would make `torch` a local name,
+            # unbound on torch < 2.0 where the import fails.)
+            importlib.import_module("torch._dynamo")
         except ImportError:  # torch < 2.0
             pass
         phases["imported"] = time.time()
