@@ -10,12 +10,14 @@ parameters' dtype, so float64 parameters are held to float32's tolerance here (a
 error of ~1e-8 at the first step; measured on 2.13).
 """
 
+from functools import partial
+
 import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from torchconform import behavior, torch_at_least
+from torchconform import behavior, optim_alongside, torch_at_least
 from torchconform.optim_alongside import (
     MANY_TRAJECTORY,
     SEED_TRAJECTORY,
@@ -23,17 +25,10 @@ from torchconform.optim_alongside import (
     trajectories,
     widest_float,
 )
-from torchconform.optim_alongside import step_alongside as _step_alongside
 
-
-def step_alongside(device, dtype, name, trajectory, **options):
-    return _step_alongside(device, dtype, name, trajectory, tolerance_of=torch.float32,
-                           **options)
-
-
-def check_implementation(device, dtype, name, implementation, trajectory, **options):
-    _step_alongside(device, dtype, name, trajectory, implementation={implementation: True},
-                    tolerance_of=torch.float32, **options)
+# Held to float32's tolerance in every dtype (the float32 scalar state, above).
+step_alongside = partial(optim_alongside.step_alongside, tolerance_of=torch.float32)
+check_implementation = partial(optim_alongside.check_implementation, tolerance_of=torch.float32)
 
 lrs = st.floats(0.01, 0.5)
 betas = st.tuples(st.floats(0.5, 0.95), st.floats(0.6, 0.999))
