@@ -397,6 +397,10 @@ def dtype(request: pytest.FixtureRequest) -> torch.dtype:
     return value
 
 
+def _device_types(config: pytest.Config) -> List[str]:
+    return [torch.device(name).type for name in devices.tested(config)]
+
+
 @pytest.fixture(autouse=True)
 def _torchconform_state(request: pytest.FixtureRequest):
     """Seeded RNGs and full-precision math in; every tracked global restored out."""
@@ -404,7 +408,8 @@ def _torchconform_state(request: pytest.FixtureRequest):
         yield
         return
     snapshot = isolation.capture()
-    isolation.start_state(request.config.getoption("torch_seed"))
+    isolation.start_state(request.config.getoption("torch_seed"),
+                          _device_types(request.config))
     yield
     isolation.restore(snapshot)
 

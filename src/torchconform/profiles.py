@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, settings
 _SUPPRESS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 PROFILES = {
-    "dev": dict(max_examples=20, deadline=None, suppress_health_check=_SUPPRESS),
-    "ci": dict(max_examples=20, deadline=None, derandomize=True, database=None,
+    "dev": dict(max_examples=12, deadline=None, suppress_health_check=_SUPPRESS),
+    "ci": dict(max_examples=12, deadline=None, derandomize=True, database=None,
                print_blob=True, suppress_health_check=_SUPPRESS),
     "thorough": dict(max_examples=500, deadline=None, suppress_health_check=_SUPPRESS),
 }
