@@ -15,6 +15,7 @@ from .environment import require_importable_torch
 require_importable_torch()
 
 from .adapters import FLOAT64, FUSED_OPTIMIZERS, SERIALIZATION  # noqa: E402
+from .aliasing import shares_memory  # noqa: E402
 from .behaviors import behavior  # noqa: E402
 from .capabilities import requires  # noqa: E402
 from .protocol import not_applicable  # noqa: E402
@@ -22,6 +23,6 @@ from .tolerances import assert_close, to_numpy  # noqa: E402
 from .versions import TORCH_VERSION, since, torch_at_least  # noqa: E402
 
 __all__ = ["behavior", "since", "not_applicable", "torch_at_least", "TORCH_VERSION",
-           "assert_close", "to_numpy", "requires", "FLOAT64", "FUSED_OPTIMIZERS",
-           "SERIALIZATION"]
+           "assert_close", "to_numpy", "shares_memory", "requires", "FLOAT64",
+           "FUSED_OPTIMIZERS", "SERIALIZATION"]
 __version__ = "0.1.0"

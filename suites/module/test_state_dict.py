@@ -10,7 +10,7 @@ import torch
 from hypothesis import example, given
 from torch import nn
 
-from torchconform import SERIALIZATION, behavior, requires, since
+from torchconform import SERIALIZATION, behavior, requires, shares_memory, since
 from torchconform.seed_models import LinearModel
 from torchconform.strategies import DEEP_TREE, build, module_trees, state_dict_keys
 
@@ -48,7 +48,7 @@ def test_state_dict_prefix_goes_before_every_key(device):
     sd = m.state_dict(prefix="model.")
     assert list(sd) == ["model." + k for k in state_dict_keys(DEEP_TREE)]
     for key, value in sd.items():
-        assert value.data_ptr() == index[key[len("model."):]].data_ptr()
+        assert shares_memory(value, index[key[len("model."):]])
     assert list(m.head.state_dict(prefix="x_")) == ["x_w", "x_out.mean"]
 
 
@@ -63,7 +63,7 @@ def test_state_dict_values_are_detached_views_of_the_parameters(device):
         assert not isinstance(value, nn.Parameter)
         assert value.requires_grad is False and value.grad_fn is None
         # Parameters and buffers alike, at every depth: a reference, not a copy.
-        assert value.data_ptr() == own.data_ptr(), key
+        assert shares_memory(value, own), key
 
 
 @behavior("module.state_dict.keep_vars")
@@ -224,7 +224,7 @@ def test_load_state_dict_assign_takes_the_saved_tensors(device):
     params = dict(m.named_parameters())
     for key, saved in sd.items():
         now = params[key] if key in params else m.get_buffer(key)
-        assert now.dtype == torch.float64 and now.data_ptr() == saved.data_ptr(), key
+        assert now.dtype == torch.float64 and shares_memory(now, saved), key
         assert torch.equal(now.detach().cpu(), torch.full(saved.shape, 3.0, dtype=torch.float64))
     assert all(isinstance(p, nn.Parameter) for p in params.values())
     requires_grad = {n: p.requires_grad for n, p in params.items()}
