@@ -17,6 +17,7 @@ from torchconform.optim_alongside import (
     check_implementation,
     few_examples,
     step_alongside,
+    step_in_every_mode,
     trajectories,
     widest_float,
 )
@@ -54,3 +55,11 @@ def test_adadelta_foreach_implementation_follows_the_algorithm(device, trajector
     dtype = widest_float(device)
     check_implementation(device, dtype, "Adadelta", "foreach", trajectory,
                          **dict(ALL, rho=rho, maximize=maximize))
+
+
+# -- the same algorithm with the step compiled (--mode compile) --------------------------------
+
+@behavior("optim.adadelta.algorithm")
+def test_adadelta_step_follows_the_algorithm_in_every_mode(device, mode):
+    """Every option of all, with optimizer.step called eagerly or compiled."""
+    step_in_every_mode(device, mode, "Adadelta", ALL)

@@ -17,6 +17,7 @@ from torchconform.optim_alongside import (
     check_implementation,
     few_examples,
     step_alongside,
+    step_in_every_mode,
     trajectories,
     widest_float,
 )
@@ -105,3 +106,11 @@ def test_adam_foreach_implementation_follows_the_algorithm(device, trajectory, o
 def test_adam_fused_implementation_follows_the_algorithm(device, trajectory, options):
     dtype = widest_float(device)
     check_implementation(device, dtype, "Adam", "fused", trajectory, **options)
+
+
+# -- the same algorithm with the step compiled (--mode compile) --------------------------------
+
+@behavior("optim.adam.algorithm")
+def test_adam_step_follows_the_algorithm_in_every_mode(device, mode):
+    """Every option of all, with optimizer.step called eagerly or compiled."""
+    step_in_every_mode(device, mode, "Adam", ALL)

@@ -16,6 +16,7 @@ from torchconform.optim_alongside import (
     check_implementation,
     few_examples,
     step_alongside,
+    step_in_every_mode,
     trajectories,
     widest_float,
 )
@@ -55,3 +56,11 @@ def test_adamax_foreach_implementation_follows_the_algorithm(device, trajectory,
     dtype = widest_float(device)
     check_implementation(device, dtype, "Adamax", "foreach", trajectory,
                          **dict(ALL, lr=lr, betas=betas))
+
+
+# -- the same algorithm with the step compiled (--mode compile) --------------------------------
+
+@behavior("optim.adamax.algorithm")
+def test_adamax_step_follows_the_algorithm_in_every_mode(device, mode):
+    """Every option of all, with optimizer.step called eagerly or compiled."""
+    step_in_every_mode(device, mode, "Adamax", ALL)

@@ -14,6 +14,7 @@ from torchconform.optim_alongside import (
     check_implementation,
     few_examples,
     step_alongside,
+    step_in_every_mode,
     trajectories,
     widest_float,
 )
@@ -74,3 +75,11 @@ def test_adamw_foreach_implementation_follows_the_algorithm(device, trajectory,
 def test_adamw_fused_implementation_follows_the_algorithm(device, trajectory, options):
     dtype = widest_float(device)
     check_implementation(device, dtype, "AdamW", "fused", trajectory, **options)
+
+
+# -- the same algorithm with the step compiled (--mode compile) --------------------------------
+
+@behavior("optim.adamw.decoupled_weight_decay")
+def test_adamw_step_follows_the_algorithm_in_every_mode(device, mode):
+    """Every option of all, with optimizer.step called eagerly or compiled."""
+    step_in_every_mode(device, mode, "AdamW", ALL)

@@ -24,6 +24,7 @@ from torchconform.optim_alongside import (
     MANY_TRAJECTORY,
     SEED_TRAJECTORY,
     few_examples,
+    step_in_every_mode,
     trajectories,
     widest_float,
 )
@@ -78,3 +79,11 @@ def test_asgd_foreach_implementation_follows_the_algorithm(device, trajectory, t
     dtype = widest_float(device)
     check_implementation(device, dtype, "ASGD", "foreach", trajectory,
                          **dict(ALL, t0=t0, maximize=maximize))
+
+
+# -- the same algorithm with the step compiled (--mode compile) --------------------------------
+
+@behavior("optim.asgd.algorithm")
+def test_asgd_step_follows_the_algorithm_in_every_mode(device, mode):
+    """Every option of all, with optimizer.step called eagerly or compiled."""
+    step_in_every_mode(device, mode, "ASGD", ALL)

@@ -18,6 +18,7 @@ from torchconform.optim_alongside import (
     check_implementation,
     few_examples,
     step_alongside,
+    step_in_every_mode,
     trajectories,
     widest_float,
 )
@@ -74,3 +75,11 @@ def test_radam_foreach_implementation_follows_the_algorithm(device, trajectory, 
     dtype = widest_float(device)
     check_implementation(device, dtype, "RAdam", "foreach", trajectory, lr=lr, betas=betas,
                          eps=1e-3, weight_decay=0.1)
+
+
+# -- the same algorithm with the step compiled (--mode compile) --------------------------------
+
+@behavior("optim.radam.algorithm")
+def test_radam_step_follows_the_algorithm_in_every_mode(device, mode):
+    """The default betas (where a compiled step's float32 bias correction shows), with optimizer.step called eagerly or compiled."""
+    step_in_every_mode(device, mode, "RAdam", dict(lr=0.1, weight_decay=0.1, eps=1e-3))

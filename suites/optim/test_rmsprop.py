@@ -17,6 +17,7 @@ from torchconform.optim_alongside import (
     check_implementation,
     few_examples,
     step_alongside,
+    step_in_every_mode,
     trajectories,
     widest_float,
 )
@@ -81,3 +82,11 @@ def test_rmsprop_foreach_implementation_follows_the_algorithm(device, trajectory
     dtype = widest_float(device)
     check_implementation(device, dtype, "RMSprop", "foreach", trajectory,
                          **dict(ALL, lr=lr, centered=centered, momentum=momentum))
+
+
+# -- the same algorithm with the step compiled (--mode compile) --------------------------------
+
+@behavior("optim.rmsprop.algorithm")
+def test_rmsprop_step_follows_the_algorithm_in_every_mode(device, mode):
+    """Every option of all, with optimizer.step called eagerly or compiled."""
+    step_in_every_mode(device, mode, "RMSprop", ALL)

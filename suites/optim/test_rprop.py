@@ -20,6 +20,7 @@ from torchconform.optim_alongside import (
     check_implementation,
     few_examples,
     step_alongside,
+    step_in_every_mode,
     trajectories,
     widest_float,
 )
@@ -74,3 +75,11 @@ def test_rprop_foreach_implementation_follows_the_algorithm(device, trajectory, 
     dtype = widest_float(device)
     check_implementation(device, dtype, "Rprop", "foreach", trajectory,
                          **dict(ALL, etas=etas, maximize=maximize))
+
+
+# -- the same algorithm with the step compiled (--mode compile) --------------------------------
+
+@behavior("optim.rprop.algorithm")
+def test_rprop_step_follows_the_algorithm_in_every_mode(device, mode):
+    """Every option of all, with optimizer.step called eagerly or compiled."""
+    step_in_every_mode(device, mode, "Rprop", ALL)

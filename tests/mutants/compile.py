@@ -11,10 +11,12 @@ from . import mutant, wrap
 COMPILE = ("--mode", "compile")
 
 
-@mutant(breaks="optim.sgd.momentum", extra_args=("--mode", "eager,compile"))
+@mutant(breaks=("optim.sgd.momentum", "optim.adam.algorithm", "optim.nadam.algorithm",
+                 "optim.rprop.algorithm"), extra_args=("--mode", "eager,compile"))
 def compiled_optimizer_step_adds_1e_3(mp):
     """torch.compile(optimizer.step) returns a step that also adds 1e-3 to every parameter;
-    eager steps and compiled modules are untouched."""
+    eager steps and compiled modules are untouched. NAdam's compiled step is held to a wider
+    tolerance (float32 bias corrections): the drift still shows there."""
     def make(compile_):
         def compile_with_drift(fn=None, *args, **kwargs):
             compiled = compile_(fn, *args, **kwargs)
