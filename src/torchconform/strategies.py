@@ -155,7 +155,7 @@ def signed_values(rng: np.random.Generator, shape, low: float = 0.25,
 
 def generators() -> st.SearchStrategy[np.random.Generator]:
     """numpy generators seeded by Hypothesis. Drawing every element through a Hypothesis
-    strategy costs ~10 ms per example, which 20 examples x every test cannot afford: values
+    strategy costs ~10 ms per example, which a dozen examples x every test cannot afford: values
     come from the generator, while shapes and the seed come from (and shrink through)
     Hypothesis."""
     return st.integers(0, 2**32 - 1).map(np.random.default_rng)
