@@ -127,6 +127,11 @@ class DeviceAdapter:
         """Name, memory and driver of each GPU of this type (for the environment facts)."""
         return []
 
+    def script_preamble(self) -> List[str]:
+        """Python lines a standalone reproducer runs after `import torch` to use this device
+        (the backend package's import, its environment): none for devices torch has built in."""
+        return []
+
     def collective_backend(self, world_size: int) -> Tuple[Optional[str], str]:
         """(torch.distributed backend, "") for `world_size` ranks on this device type (one
         device per rank), or (None, why not). Default: none known."""

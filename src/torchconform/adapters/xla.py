@@ -19,7 +19,7 @@ import importlib.util
 import io
 import os
 import sys
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
@@ -115,6 +115,12 @@ class XlaAdapter(DeviceAdapter):
         if xla is None:
             return Backend(PACKAGE, None, self._import_error or "")
         return Backend(PACKAGE, _version(xla), f"PJRT device {self.pjrt_device() or '?'}")
+
+    def script_preamble(self) -> List[str]:
+        # The PJRT device this run used, unless the reader's environment chooses another.
+        device = self.pjrt_device() or "CPU"
+        return ["import os", f"os.environ.setdefault('PJRT_DEVICE', {device!r})",
+                f"import {PACKAGE}  # makes the 'xla' device usable"]
 
     def missing_capabilities(self) -> Dict[str, str]:
         missing: Dict[str, str] = {}

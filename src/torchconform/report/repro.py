@@ -425,6 +425,16 @@ if __name__ == "__main__":
 '''
 
 
+def _device_preamble(device: str) -> List[str]:
+    """What the device's adapter says a script needs to use it (torch_xla's import, ...)."""
+    from ..adapters import adapter_for
+
+    try:
+        return list(adapter_for(device).script_preamble())
+    except Exception:  # an unknown or broken device: the script shows the failure itself
+        return []
+
+
 def reproduction(spec: Dict[str, Any], seed: int, torch_version: str,
                  backends: List[str] = (), preceding: List[Dict[str, Any]] = (),
                  nodeid: str = "") -> Optional[str]:
@@ -473,6 +483,7 @@ def reproduction(spec: Dict[str, Any], seed: int, torch_version: str,
         "import numpy as np",
         "import torch",
         *[f"import {b}" for b in backends],
+        *_device_preamble(spec["device"]),
         *imports,
         "",
         f"DEVICE = {spec['device']!r}",
