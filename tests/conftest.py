@@ -19,7 +19,8 @@ SUITES = ROOT / "suites"
 # Mutation runs need the same examples every time and no shrinking (a failure is all we need).
 # As many examples as the default profiles: a mutant is proven caught by the run users make.
 settings.register_profile(
-    "mutants", max_examples=PROFILES["ci"]["max_examples"], deadline=None, derandomize=True, database=None,
+    "mutants", max_examples=PROFILES["ci"]["max_examples"], deadline=None, derandomize=True,
+    database=None,
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 

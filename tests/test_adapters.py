@@ -255,3 +255,19 @@ def test_slow_device_gets_its_timeout_factor(pytester, entry_points):
     result = pytester.runpytest(suite, "--device=hpu", "--timeout=10", "-p", "no:randomly",
                                 "-p", "no:cacheprovider", "--no-report")
     result.assert_outcomes(passed=2)
+
+
+def test_the_sparse_probe_passes_where_sparse_tensors_work_and_says_why_not_elsewhere(
+        monkeypatch):
+    from torchconform.adapters.base import probe_sparse
+
+    assert probe_sparse("cpu") is None
+
+    def refuse(*args, **kwargs):
+        raise NotImplementedError("Could not run 'aten::_sparse_coo_tensor_with_dims' with "
+                                  "arguments from the 'SparseXLA' backend.\nmore text")
+
+    monkeypatch.setattr(torch, "sparse_coo_tensor", refuse)
+    assert probe_sparse("xla") == (
+        "torch.sparse_coo_tensor(device='xla') raises NotImplementedError: Could not run "
+        "'aten::_sparse_coo_tensor_with_dims' with arguments from the 'SparseXLA' backend.")

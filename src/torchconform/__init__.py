@@ -14,7 +14,7 @@ from .environment import require_importable_torch
 # traceback from whichever module imported it first. The rest of the checks run at configure.
 require_importable_torch()
 
-from .adapters import FLOAT64, FUSED_OPTIMIZERS, SERIALIZATION  # noqa: E402
+from .adapters import FLOAT64, FUSED_OPTIMIZERS, SERIALIZATION, SPARSE  # noqa: E402
 from .aliasing import shares_memory  # noqa: E402
 from .behaviors import behavior  # noqa: E402
 from .capabilities import requires  # noqa: E402
@@ -24,5 +24,5 @@ from .versions import TORCH_VERSION, since, torch_at_least  # noqa: E402
 
 __all__ = ["behavior", "since", "not_applicable", "torch_at_least", "TORCH_VERSION",
            "assert_close", "to_numpy", "shares_memory", "requires", "FLOAT64",
-           "FUSED_OPTIMIZERS", "SERIALIZATION"]
+           "FUSED_OPTIMIZERS", "SERIALIZATION", "SPARSE"]
 __version__ = "0.1.0"

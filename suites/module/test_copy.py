@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from torchconform import behavior, shares_memory
+from torchconform import SERIALIZATION, behavior, requires, shares_memory
 
 
 def _net(device):
@@ -121,6 +121,7 @@ def _saved(obj) -> io.BytesIO:
 
 @behavior("module.copy.weights_only_state_dict")
 def test_weights_only_load_reads_a_state_dict_and_refuses_a_module(device):
+    requires(device, SERIALIZATION)
     net = _net(device)
     loaded = torch.load(_saved(net.state_dict()), map_location=device, weights_only=True)
     assert isinstance(loaded, OrderedDict) and list(loaded) == list(net.state_dict())
@@ -139,6 +140,7 @@ def test_weights_only_load_reads_a_state_dict_and_refuses_a_module(device):
 
 @behavior("module.copy.save_whole_module")
 def test_saving_a_whole_module_loads_it_back_with_weights_only_false(device):
+    requires(device, SERIALIZATION)
     net = _net(device)
     loaded = torch.load(_saved(net), map_location=device, weights_only=False)
     _check_equal_copy(loaded, net)

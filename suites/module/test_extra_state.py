@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from torchconform import behavior
+from torchconform import SERIALIZATION, behavior, requires
 
 
 class Counter(nn.Module):
@@ -49,6 +49,7 @@ def test_extra_state_is_saved_under_the_extra_state_key(device):
 
 @behavior("module.extra_state.round_trip")
 def test_load_state_dict_hands_the_extra_state_to_set_extra_state(device):
+    requires(device, SERIALIZATION)  # the state_dict goes through torch.save / torch.load
     source, target = Holder(steps=9).to(device), Holder(steps=0).to(device)
     buffer = io.BytesIO()
     torch.save(source.state_dict(), buffer)  # ints and tensors: loadable with weights_only

@@ -61,5 +61,5 @@ def test_adadelta_foreach_implementation_follows_the_algorithm(device, trajector
 
 @behavior("optim.adadelta.algorithm")
 def test_adadelta_step_follows_the_algorithm_in_every_mode(device, mode):
-    """Every option of all, with optimizer.step called eagerly or compiled."""
+    """Every option of ALL at once, with optimizer.step called eagerly or compiled."""
     step_in_every_mode(device, mode, "Adadelta", ALL)

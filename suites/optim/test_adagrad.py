@@ -107,5 +107,5 @@ def test_adagrad_fused_implementation_follows_the_algorithm(device, trajectory,
 
 @behavior("optim.adagrad.algorithm")
 def test_adagrad_step_follows_the_algorithm_in_every_mode(device, mode):
-    """Every option of all, with optimizer.step called eagerly or compiled."""
+    """Every option of ALL at once, with optimizer.step called eagerly or compiled."""
     step_in_every_mode(device, mode, "Adagrad", ALL)

@@ -112,5 +112,5 @@ def test_adam_fused_implementation_follows_the_algorithm(device, trajectory, opt
 
 @behavior("optim.adam.algorithm")
 def test_adam_step_follows_the_algorithm_in_every_mode(device, mode):
-    """Every option of all, with optimizer.step called eagerly or compiled."""
+    """Every option of ALL at once, with optimizer.step called eagerly or compiled."""
     step_in_every_mode(device, mode, "Adam", ALL)

@@ -62,5 +62,5 @@ def test_adamax_foreach_implementation_follows_the_algorithm(device, trajectory,
 
 @behavior("optim.adamax.algorithm")
 def test_adamax_step_follows_the_algorithm_in_every_mode(device, mode):
-    """Every option of all, with optimizer.step called eagerly or compiled."""
+    """Every option of ALL at once, with optimizer.step called eagerly or compiled."""
     step_in_every_mode(device, mode, "Adamax", ALL)

@@ -81,5 +81,5 @@ def test_adamw_fused_implementation_follows_the_algorithm(device, trajectory, op
 
 @behavior("optim.adamw.decoupled_weight_decay")
 def test_adamw_step_follows_the_algorithm_in_every_mode(device, mode):
-    """Every option of all, with optimizer.step called eagerly or compiled."""
+    """Every option of ALL at once, with optimizer.step called eagerly or compiled."""
     step_in_every_mode(device, mode, "AdamW", ALL)

@@ -85,5 +85,5 @@ def test_asgd_foreach_implementation_follows_the_algorithm(device, trajectory, t
 
 @behavior("optim.asgd.algorithm")
 def test_asgd_step_follows_the_algorithm_in_every_mode(device, mode):
-    """Every option of all, with optimizer.step called eagerly or compiled."""
+    """Every option of ALL at once, with optimizer.step called eagerly or compiled."""
     step_in_every_mode(device, mode, "ASGD", ALL)

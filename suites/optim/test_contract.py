@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from torchconform import behavior, not_applicable, since, torch_at_least
+from torchconform import SPARSE, behavior, not_applicable, requires, since, torch_at_least
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,9 @@ def _gradients(params, steps):
 
 
 def _closure(factory, params, grads, calls=None):
+    if factory.sparse_grads:
+        requires(params[0].device, SPARSE)
+
     def closure():
         if calls is not None:
             calls.append(1)

@@ -93,5 +93,7 @@ def test_nadam_foreach_implementation_follows_the_algorithm(device, trajectory, 
 @behavior("optim.nadam.algorithm")
 @DEPARTS_BEFORE_2_0
 def test_nadam_step_follows_the_algorithm_in_every_mode(device, mode):
-    """The default betas (where a compiled step's float32 bias correction shows), with optimizer.step called eagerly or compiled."""
-    step_in_every_mode(device, mode, "NAdam", dict(lr=0.1, weight_decay=0.1, momentum_decay=0.01, eps=1e-3))
+    """The default betas (where a compiled step's float32 bias corrections show), with
+    optimizer.step called eagerly or compiled."""
+    step_in_every_mode(device, mode, "NAdam",
+                       dict(lr=0.1, weight_decay=0.1, momentum_decay=0.01, eps=1e-3))

@@ -81,5 +81,6 @@ def test_radam_foreach_implementation_follows_the_algorithm(device, trajectory, 
 
 @behavior("optim.radam.algorithm")
 def test_radam_step_follows_the_algorithm_in_every_mode(device, mode):
-    """The default betas (where a compiled step's float32 bias correction shows), with optimizer.step called eagerly or compiled."""
+    """The default betas (where a compiled step's float32 bias corrections show), with
+    optimizer.step called eagerly or compiled."""
     step_in_every_mode(device, mode, "RAdam", dict(lr=0.1, weight_decay=0.1, eps=1e-3))

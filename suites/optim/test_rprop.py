@@ -81,5 +81,5 @@ def test_rprop_foreach_implementation_follows_the_algorithm(device, trajectory, 
 
 @behavior("optim.rprop.algorithm")
 def test_rprop_step_follows_the_algorithm_in_every_mode(device, mode):
-    """Every option of all, with optimizer.step called eagerly or compiled."""
+    """Every option of ALL at once, with optimizer.step called eagerly or compiled."""
     step_in_every_mode(device, mode, "Rprop", ALL)

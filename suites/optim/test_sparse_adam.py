@@ -16,7 +16,7 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from torchconform import behavior, not_applicable, oracles_optim, to_numpy
+from torchconform import SPARSE, behavior, oracles_optim, requires, to_numpy
 from torchconform.optim_alongside import compare, few_examples, make_params
 from torchconform.strategies import generators, signed_values
 
@@ -26,14 +26,6 @@ def _sparse(values, mask, device, dtype):
     return torch.sparse_coo_tensor(torch.tensor(indices, dtype=torch.int64),
                                    torch.tensor(values[mask], dtype=dtype), values.shape,
                                    device=device)
-
-
-def _sparse_supported(device):
-    try:
-        torch.sparse_coo_tensor(torch.zeros(1, 1, dtype=torch.int64), torch.ones(1), (2,),
-                                device=device).coalesce()
-    except (RuntimeError, NotImplementedError) as exc:
-        not_applicable(f"{device.type} has no sparse COO tensors ({exc})")
 
 
 @st.composite
@@ -74,7 +66,7 @@ SEED = ([np.array([[1.5, -0.75, 0.5], [0.25, -1.0, 2.0]])],
 @example(trajectory=SEED, lr=0.1, betas=(0.5, 0.6), maximize=True)
 def test_sparse_adam_updates_only_the_entries_the_gradient_holds(device, dtype, trajectory,
                                                                  lr, betas, maximize):
-    _sparse_supported(device)
+    requires(device, SPARSE)
     values, grads = trajectory
     params = make_params(values, device, dtype)
     optimizer = torch.optim.SparseAdam(params, lr=lr, betas=betas, maximize=maximize)
@@ -93,7 +85,7 @@ def test_sparse_adam_updates_only_the_entries_the_gradient_holds(device, dtype, 
 def test_sparse_adam_steps_only_the_looked_up_embedding_rows(device, dtype):
     """The documented use: nn.Embedding(sparse=True). Row 3 is looked up twice, so its
     gradient is the sum of both upstream gradients; rows 0, 2 and 4 never move."""
-    _sparse_supported(device)
+    requires(device, SPARSE)
     torch.manual_seed(0)
     embedding = torch.nn.Embedding(5, 3, sparse=True, device=device, dtype=dtype)
     optimizer = torch.optim.SparseAdam(embedding.parameters(), lr=0.1)

@@ -29,6 +29,7 @@ from .base import (
     FLOAT64,
     FUSED_OPTIMIZERS,
     SERIALIZATION,
+    SPARSE,
     Backend,
     DeviceAdapter,
     NotATarget,
@@ -43,8 +44,8 @@ from .xla import XlaAdapter
 from .xpu import XpuAdapter
 
 __all__ = ["DeviceAdapter", "Backend", "CAPABILITIES", "FLOAT64", "FUSED_OPTIMIZERS",
-           "SERIALIZATION", "ENTRY_POINT_GROUP", "adapter_for", "register", "candidate_types",
-           "privateuse1_name", "capability_table", "reset"]
+           "SERIALIZATION", "SPARSE", "ENTRY_POINT_GROUP", "adapter_for", "register",
+           "candidate_types", "privateuse1_name", "capability_table", "reset"]
 
 ENTRY_POINT_GROUP = "torchconform.devices"
 

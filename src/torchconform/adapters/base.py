@@ -34,12 +34,15 @@ FLOAT64 = "float64"
 FUSED_OPTIMIZERS = "fused_optimizers"
 #: torch.save / torch.load(map_location=device) of the device's tensors
 SERIALIZATION = "serialization"
+#: sparse COO tensors (SparseAdam's gradients, nn.Embedding(sparse=True))
+SPARSE = "sparse"
 
 #: Every capability a conformance test may ask about, with what it means.
 CAPABILITIES: Dict[str, str] = {
     FLOAT64: "tensors of dtype torch.float64",
     FUSED_OPTIMIZERS: "torch.optim fused implementations (fused=True)",
     SERIALIZATION: "torch.save / torch.load of the device's tensors",
+    SPARSE: "sparse COO tensors (SparseAdam)",
 }
 
 
@@ -104,9 +107,23 @@ class DeviceAdapter:
 
     def missing_capabilities(self) -> Dict[str, str]:
         """{capability: why this device lacks it}; capabilities not listed are present.
-        The default: fused optimizers where torch's own list of fused-kernel devices says."""
+        The default: fused optimizers where torch's own list of fused-kernel devices says,
+        sparse tensors where a probe fails."""
+        missing: Dict[str, str] = {}
         fused = fused_from_torch_list(self.type)
-        return {FUSED_OPTIMIZERS: fused} if fused else {}
+        if fused:
+            missing[FUSED_OPTIMIZERS] = fused
+        sparse = self.sparse_problem()
+        if sparse:
+            missing[SPARSE] = sparse
+        return missing
+
+    def sparse_problem(self) -> Optional[str]:
+        """Why sparse COO tensors do not work on this device, or None: probed once by
+        building and coalescing a two-element sparse tensor on it."""
+        if not hasattr(self, "_sparse_problem"):
+            self._sparse_problem = probe_sparse(self.type)
+        return self._sparse_problem
 
     # -- optional hooks -------------------------------------------------------------------
 
@@ -192,6 +209,18 @@ class Unloadable(DeviceAdapter):
 
     def why_unavailable(self, index: Optional[int] = None) -> Optional[str]:
         return self.reason
+
+
+def probe_sparse(kind: str) -> Optional[str]:
+    """None if a sparse COO tensor can be built and coalesced on device type `kind`, else
+    the error's first line."""
+    try:
+        torch.sparse_coo_tensor(torch.zeros(1, 1, dtype=torch.int64), torch.ones(1), (2,),
+                                device=kind).coalesce()
+    except Exception as exc:  # NotImplementedError ('SparseXLA' backend), RuntimeError, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"torch.sparse_coo_tensor(device={kind!r}) raises {type(exc).__name__}: {first}"
+    return None
 
 
 def fused_kernel_devices() -> Optional[List[str]]:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from .base import FUSED_OPTIMIZERS, SERIALIZATION, Backend, DeviceAdapter, fused_from_torch_list
+from .base import SERIALIZATION, Backend, DeviceAdapter
 
 PACKAGE = "torch_xla"
 
@@ -123,10 +123,7 @@ class XlaAdapter(DeviceAdapter):
                 f"import {PACKAGE}  # makes the 'xla' device usable"]
 
     def missing_capabilities(self) -> Dict[str, str]:
-        missing: Dict[str, str] = {}
-        fused = fused_from_torch_list(self.type)
-        if fused:
-            missing[FUSED_OPTIMIZERS] = fused
+        missing = super().missing_capabilities()  # fused optimizers, sparse tensors
         serialization = self.serialization_problem()
         if serialization:
             missing[SERIALIZATION] = serialization
