@@ -27,6 +27,7 @@ import math
 import re
 import sys
 import textwrap
+import types
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -448,6 +449,9 @@ def _callable_source(value: Any) -> str:
     if "<" in qualname:  # defined inside a function: no name reaches it from module level
         raise Unrenderable(f"{qualname} is local to a function")
     target = sys.modules.get(module)
+    if target is None and inspect.isfunction(value):  # a module imported by path
+        target = types.SimpleNamespace(**dict(
+            value.__globals__, __file__=value.__code__.co_filename))
     resolved = target
     for part in qualname.split("."):
         resolved = getattr(resolved, part, None)
