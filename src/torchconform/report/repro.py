@@ -104,20 +104,6 @@ def _defined_names(node: ast.stmt) -> Set[str]:
     return set()
 
 
-def _used_names(node: ast.AST, skip_decorators: bool = False) -> Set[str]:
-    found: Set[str] = set()
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, ast.Name):
-            found.add(current.id)
-        for child in ast.iter_child_nodes(current):
-            if skip_decorators and child in getattr(current, "decorator_list", ()):
-                continue
-            stack.append(child)
-    return found
-
-
 def _free_names(node: ast.AST, skip_decorators: bool = False) -> Set[str]:
     """The names `node` reads from outside: not those a function (or lambda, or
     comprehension) inside it binds, its parameters and local assignments, which must never
@@ -301,7 +287,7 @@ class _Inliner:
                 self.imports.append(text)
 
     def uses(self, source: _Source, module: str, node: ast.AST) -> None:
-        for used in sorted(_used_names(node) - _defined_names(node)):
+        for used in sorted(_free_names(node) - _defined_names(node)):
             if used in source.definitions or used in source.imports:
                 self.need(module, used, node)
 
@@ -403,6 +389,11 @@ def _source_of(value: Any, name: str = "") -> str:
         return f"float({str(value)!r})"  # repr() gives `inf`/`nan`: names, not literals
     if type(value).__module__ == "numpy":
         return _numpy_source(value)
+    import torch
+
+    if isinstance(value, torch.Tensor) and value.layout == torch.strided:
+        return (f"torch.tensor({_source_of(value.tolist())}, dtype={value.dtype}, "
+                f"requires_grad={value.requires_grad})")
     if isinstance(value, (list, tuple, set, frozenset)) and type(value) in (
             list, tuple, set, frozenset):
         items = [_source_of(v) for v in value]
@@ -434,6 +425,8 @@ def _numpy_source(value: Any) -> str:
         return f"np.{value.dtype.name}({_source_of(value.item())})"
     if isinstance(value, np.dtype):
         return f"np.dtype({value.name!r})"
+    if isinstance(value, np.ufunc) and getattr(np, value.__name__, None) is value:
+        return f"np.{value.__name__}"
     text = repr(value)
     raise Unrenderable(f"{text} has no Python source")
 
@@ -460,8 +453,13 @@ def _callable_source(value: Any) -> str:
     if module == "builtins":
         return qualname
     root = module.split(".")[0]
-    if root == "torch":
-        return f"{module}.{qualname}"
+    if root == "torch":  # the shortest package path that names it: torch.optim.Adam
+        parts = module.split(".")
+        for end in range(1, len(parts) + 1):
+            package = sys.modules.get(".".join(parts[:end]))
+            if package is not None and getattr(package, qualname, None) is value:
+                return f"{'.'.join(parts[:end])}.{qualname}"
+        raise Unrenderable(f"{module}.{qualname} is not reachable from `import torch`")
     if root == "numpy" and getattr(sys.modules["numpy"], qualname, None) is value:
         return f"np.{qualname}"
     path = getattr(target, "__file__", "") or ""
