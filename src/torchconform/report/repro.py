@@ -677,7 +677,8 @@ def _show(device_seen, cpu_seen):
                                      excess.shape)
         verdict = ("not reached on " + DEVICE if dev is None else
                    "device departs from CPU and oracle" if not dev[4] and ref and ref[4] else
-                   "both depart from the oracle" if not dev[4] else "ok")
+                   "device departs from the oracle; no CPU record" if not dev[4] and not ref
+                   else "both depart from the oracle" if not dev[4] else "ok")
         print(f"{{what}} at {{tuple(int(i) for i in index)}}: "
               f"device {{_at(dev[1], index) if dev else 'n/a'}}, "
               f"cpu {{_at(ref[1], index) if ref else 'n/a'}}, "
