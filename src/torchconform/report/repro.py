@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import inspect
+import math
 import re
 import sys
 import textwrap
+import types
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -101,24 +104,76 @@ def _defined_names(node: ast.stmt) -> Set[str]:
     return set()
 
 
-def _used_names(node: ast.AST, skip_decorators: bool = False) -> Set[str]:
+def _free_names(node: ast.AST, skip_decorators: bool = False) -> Set[str]:
+    """The names `node` reads from outside: not those a function (or lambda, or
+    comprehension) inside it binds, its parameters and local assignments, which must never
+    be resolved against module-level definitions of the same name. Annotations are skipped:
+    a script has `from __future__ import annotations`."""
     found: Set[str] = set()
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, ast.Name):
-            found.add(current.id)
+
+    def visit(current: ast.AST, bound: frozenset, top: bool = False) -> None:
+        if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            if not (top and skip_decorators):
+                for decorator in getattr(current, "decorator_list", ()):
+                    visit(decorator, bound)
+            for default in current.args.defaults + [d for d in current.args.kw_defaults if d]:
+                visit(default, bound)
+            local = bound | _bound_in(current)
+            for statement in (current.body if isinstance(current.body, list)
+                              else [current.body]):
+                visit(statement, local)
+            return
+        if isinstance(current, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            bound = bound | {n.id for g in current.generators for n in ast.walk(g.target)
+                             if isinstance(n, ast.Name)}
+        elif isinstance(current, ast.ClassDef) and top and skip_decorators:
+            for child in current.bases + current.keywords + current.body:
+                visit(child, bound)
+            return
+        if isinstance(current, ast.Name) and not isinstance(current.ctx, ast.Store):
+            if current.id not in bound:
+                found.add(current.id)
         for child in ast.iter_child_nodes(current):
-            if skip_decorators and child in getattr(current, "decorator_list", ()):
-                continue
-            stack.append(child)
+            if not isinstance(child, ast.arguments):
+                visit(child, bound)
+
+    visit(node, frozenset(), top=True)
     return found
+
+
+def _bound_in(function: ast.AST) -> frozenset:
+    """The names local to a function or lambda: parameters, assignments, imports, nested
+    definitions (minus `global`/`nonlocal` ones)."""
+    arguments = function.args
+    names = {a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs}
+    names |= {a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None}
+    declared: Set[str] = set()
+    for statement in (function.body if isinstance(function.body, list) else [function.body]):
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                names.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names |= {a.asname or a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                names.add(node.name)
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                declared |= set(node.names)
+    return frozenset(names - declared)
 
 
 def _attributes_of(node: ast.AST, name: str) -> Set[str]:
     """X for every `name.X` in node."""
     return {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
             and isinstance(n.value, ast.Name) and n.value.id == name}
+
+
+def _used_bare(node: ast.AST, name: str) -> bool:
+    """Whether node uses `name` other than as `name.X` (so any of its attributes may be)."""
+    names = sum(1 for n in ast.walk(node) if isinstance(n, ast.Name) and n.id == name)
+    return names > sum(1 for n in ast.walk(node) if isinstance(n, ast.Attribute)
+                       and isinstance(n.value, ast.Name) and n.value.id == name)
 
 
 def _import_module_name(node: ast.ImportFrom, package: str) -> str:
@@ -210,6 +265,9 @@ class _Inliner:
         if self.source(module) is None:
             return
         wanted = _attributes_of(uses, alias) if uses is not None else set()
+        if uses is not None and _used_bare(uses, alias):  # getattr(oracles_optim, name)
+            wanted |= {name for name in self.source(module).definitions
+                       if not name.startswith("_")}
         for attr in sorted(wanted):
             self.need(module, attr)
         self.namespaces.setdefault(alias, set()).update(wanted)
@@ -229,7 +287,7 @@ class _Inliner:
                 self.imports.append(text)
 
     def uses(self, source: _Source, module: str, node: ast.AST) -> None:
-        for used in sorted(_used_names(node) - _defined_names(node)):
+        for used in sorted(_free_names(node) - _defined_names(node)):
             if used in source.definitions or used in source.imports:
                 self.need(module, used, node)
 
@@ -249,12 +307,20 @@ class _Inliner:
 
 # -- the failing call ------------------------------------------------------------------------
 
+class Unrenderable(ValueError):
+    """A failing argument with no Python source a script can evaluate (an object whose repr
+    is `<...>`, a lambda whose source cannot be told apart from others on its line, ...)."""
+
+
 def call_spec(path: Path, function: str, params: Dict[str, Any],
               notes: List[str]) -> Dict[str, Any]:
     """What a reproducer replays of one test, as JSON: its file and function, the Python
     source of each argument (the test id's parameters, or Hypothesis' failing example), the
-    device, and Hypothesis' reproduce_failure hint if any."""
+    device, and Hypothesis' reproduce_failure hint if any. `arguments` is None (and
+    `unrenderable` says why) when an argument has no source that parses as Python: then there
+    is no reproducer rather than a script that fails for its own reasons."""
     arguments = None
+    unrenderable = None
     for note in notes:
         match = _FAILING_CASE.search(note.strip())
         if match:
@@ -263,21 +329,168 @@ def call_spec(path: Path, function: str, params: Dict[str, Any],
                 match.group(1))
             arguments = textwrap.dedent(body).strip().rstrip(",")
     if arguments is None:
-        arguments = ",\n".join(
-            f"{name}={_source_of(value, name)}" for name, value in params.items())
+        try:
+            arguments = ",\n".join(
+                f"{name}={_source_of(value, name)}" for name, value in params.items())
+        except Unrenderable as exc:
+            arguments, unrenderable = None, str(exc)
+    if arguments is not None and not _parses(arguments):
+        arguments, unrenderable = None, f"the failing case is not Python: {arguments}"
     hints = [line.strip() for note in notes for line in note.splitlines()
              if "reproduce_failure" in line]
-    return {"path": str(path), "function": function, "arguments": arguments,
+    spec = {"path": str(path), "function": function, "arguments": arguments,
             "device": str(params.get("device", "cpu")), "hints": hints}
+    if unrenderable is not None:
+        spec["unrenderable"] = unrenderable
+    return spec
+
+
+def _parses(arguments: str) -> bool:
+    try:
+        ast.parse(f"f(\n{arguments}\n)")
+    except SyntaxError:
+        return False
+    return True
+
+
+#: Names the reprs in a Hypothesis failing example (text we cannot re-render) may use:
+#: numpy's array reprs (`array([1.], dtype=float32)`) and non-finite floats. Bound inside
+#: `_arguments()` only, so they shadow nothing the test or its helpers use.
+_REPR_NAMES = {
+    "array": "from numpy import array",
+    "inf": "inf = float('inf')",
+    "nan": "nan = float('nan')",
+    **{name: f"from numpy import {name}" for name in (
+        "float16", "float32", "float64", "longdouble", "complex64", "complex128", "int8",
+        "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool_")},
+}
+
+
+def _repr_bindings(arguments: Optional[str]) -> List[str]:
+    """The lines `_arguments()` needs for the reprs in `arguments` (see _REPR_NAMES)."""
+    if not arguments:
+        return []
+    try:
+        used = _free_names(ast.parse(f"f(\n{arguments}\n)"))
+    except SyntaxError:
+        return []
+    return [_REPR_NAMES[name] + "  # a repr in the failing case"
+            for name in sorted(used & set(_REPR_NAMES))]
 
 
 def _source_of(value: Any, name: str = "") -> str:
+    """Python source that evaluates, in the script, to `value` (a test id's parameter).
+    Raises Unrenderable when there is none."""
     if name == "mode":  # the mode fixture's object (torchconform.modes.Mode, inlined)
         return f"Mode({str(value)!r})"
-    text = repr(value)
     if type(value).__name__ == "device" and type(value).__module__.startswith("torch"):
         return f"torch.device({str(value)!r})"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"  # repr() gives `inf`/`nan`: names, not literals
+    if type(value).__module__ == "numpy":
+        return _numpy_source(value)
+    import torch
+
+    if isinstance(value, torch.Tensor) and value.layout == torch.strided:
+        return (f"torch.tensor({_source_of(value.tolist())}, dtype={value.dtype}, "
+                f"requires_grad={value.requires_grad})")
+    if isinstance(value, (list, tuple, set, frozenset)) and type(value) in (
+            list, tuple, set, frozenset):
+        items = [_source_of(v) for v in value]
+        if isinstance(value, list):
+            return f"[{', '.join(items)}]"
+        if isinstance(value, tuple):
+            return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
+        return f"{type(value).__name__}([{', '.join(items)}])"
+    if type(value) is dict:
+        return "{" + ", ".join(f"{_source_of(k)}: {_source_of(v)}"
+                               for k, v in value.items()) + "}"
+    if inspect.isfunction(value) or inspect.isclass(value) or inspect.isbuiltin(value):
+        return _callable_source(value)
+    text = repr(value)
+    try:
+        ast.parse(text, mode="eval")
+    except SyntaxError:
+        raise Unrenderable(f"{name or 'a value'}={text} has no Python source") from None
     return text
+
+
+def _numpy_source(value: Any) -> str:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        items = _source_of(value.tolist())
+        return f"np.array({items}, dtype=np.{value.dtype.name})"
+    if isinstance(value, np.generic):
+        return f"np.{value.dtype.name}({_source_of(value.item())})"
+    if isinstance(value, np.dtype):
+        return f"np.dtype({value.name!r})"
+    if isinstance(value, np.ufunc) and getattr(np, value.__name__, None) is value:
+        return f"np.{value.__name__}"
+    text = repr(value)
+    raise Unrenderable(f"{text} has no Python source")
+
+
+def _callable_source(value: Any) -> str:
+    """A function or class parameter: a lambda by its source text, a function or class of a
+    test module by its name (the script then includes its definition: _Unit resolves the
+    names the arguments use), one of a library by its dotted path."""
+    qualname = getattr(value, "__qualname__", "")
+    module = getattr(value, "__module__", None) or ""
+    if getattr(value, "__name__", "") == "<lambda>":
+        return _lambda_source(value)
+    if "<" in qualname:  # defined inside a function: no name reaches it from module level
+        raise Unrenderable(f"{qualname} is local to a function")
+    target = sys.modules.get(module)
+    if target is None and inspect.isfunction(value):  # a module imported by path
+        target = types.SimpleNamespace(**dict(
+            value.__globals__, __file__=value.__code__.co_filename))
+    resolved = target
+    for part in qualname.split("."):
+        resolved = getattr(resolved, part, None)
+    if resolved is not value:
+        raise Unrenderable(f"{module}.{qualname} does not name {value!r}")
+    if module == "builtins":
+        return qualname
+    root = module.split(".")[0]
+    if root == "torch":  # the shortest package path that names it: torch.optim.Adam
+        parts = module.split(".")
+        for end in range(1, len(parts) + 1):
+            package = sys.modules.get(".".join(parts[:end]))
+            if package is not None and getattr(package, qualname, None) is value:
+                return f"{'.'.join(parts[:end])}.{qualname}"
+        raise Unrenderable(f"{module}.{qualname} is not reachable from `import torch`")
+    if root == "numpy" and getattr(sys.modules["numpy"], qualname, None) is value:
+        return f"np.{qualname}"
+    path = getattr(target, "__file__", "") or ""
+    if "." not in qualname and (root == "torchconform" or (
+            "site-packages" not in path and root not in _stdlib())):
+        return qualname  # the test module's own definition, or torchconform's (inlined)
+    return f"__import__({module!r}, fromlist=['_']).{qualname}"
+
+
+def _stdlib() -> Set[str]:
+    return set(getattr(sys, "stdlib_module_names", ()))
+
+
+def _lambda_source(value: Any) -> str:
+    """A lambda's source text when its lines hold exactly one lambda; free variables of an
+    enclosing function have no source."""
+    if value.__code__.co_freevars:
+        raise Unrenderable(f"a lambda closing over {', '.join(value.__code__.co_freevars)}")
+    try:
+        filename = inspect.getsourcefile(value)
+        text = Path(filename).read_text(encoding="utf-8")
+        tree = ast.parse(text)
+    except (OSError, TypeError, SyntaxError, ValueError) as exc:
+        raise Unrenderable(f"a lambda without readable source ({exc})") from None
+    line = value.__code__.co_firstlineno
+    found = [node for node in ast.walk(tree)
+             if isinstance(node, ast.Lambda) and node.lineno == line]
+    if len(found) != 1:
+        raise Unrenderable(f"{len(found)} lambdas on line {line} of {filename}: "
+                           f"which one is ambiguous")
+    return ast.get_source_segment(text, found[0])
 
 
 class _Unit:
@@ -300,7 +513,14 @@ class _Unit:
             roots.append(arguments)
         except SyntaxError:
             arguments = None
-        pending = set().union(*(_used_names(r, skip_decorators=True) for r in roots))
+        # Free names only: the test's parameters and locals (a parameter `etas` next to a
+        # module-level strategy `etas = st.tuples(...)`) are not the module's definitions.
+        pending = set().union(*(_free_names(r, skip_decorators=True) for r in roots))
+        # A module-level statement that needs Hypothesis (a strategy) cannot run in a script.
+        # (torchconform's names are inlined, pytest's replaced.)
+        harness = {name for name, (module, _, _) in source.imports.items()
+                   if _dropped(module) and module.split(".")[0] != "torchconform"
+                   and name not in REPLACEMENTS}
         seen: Set[str] = set()
         torchconform_names: Dict[str, ast.AST] = {}
         while pending:
@@ -311,9 +531,10 @@ class _Unit:
             node = source.definitions.get(name)
             if node is not None and node is not target and not isinstance(
                     node, (ast.Import, ast.ImportFrom)):
-                if node not in needed:
+                uses = _free_names(node, skip_decorators=True)
+                if node not in needed and not uses & harness:
                     needed.append(node)
-                    pending |= _used_names(node, skip_decorators=True)
+                    pending |= uses
             elif name in source.imports:
                 module, attr, statement = source.imports[name]
                 if module.split(".")[0] == "torchconform":
@@ -333,15 +554,16 @@ class _Unit:
                         and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
         # Names the failing example's reprs use (TreeSpec, ...): from torchconform's modules.
         if arguments is not None:
-            for name in sorted(_used_names(arguments) - set(source.definitions)
-                               - set(source.imports) - {"torch", "np", "f"}):
+            for name in sorted(_free_names(arguments) - set(source.definitions)
+                               - set(source.imports) - set(_REPR_NAMES)
+                               - {"torch", "np", "f"}):
                 for module_name, module in list(sys.modules.items()):
                     if module_name.startswith("torchconform") and hasattr(module, name):
                         inliner.need(getattr(getattr(module, name), "__module__", module_name)
                                      or module_name, name)
                         break
         self.uses_pytest = "pytest" in set().union(
-            *(_used_names(n, skip_decorators=True) for n in needed + [target]))
+            *(_free_names(n, skip_decorators=True) for n in needed + [target]))
         if self.uses_pytest:
             inliner.replace("pytest")
         self.code = "\n\n\n".join(
@@ -352,6 +574,23 @@ def _without_decorators(node: ast.FunctionDef, source: str) -> str:
     lines = source.splitlines()
     return "\n".join(lines[node.lineno - 1:node.end_lineno])  # lineno is the `def` line
 
+
+#: The script's first lines after its imports of the standard library: a failure of the
+#: script itself before the test runs (a module that does not import, a missing name at
+#: module level) exits 2, not with Python's 1.
+_GUARD = '''
+_SCRIPT = sys._getframe().f_code.co_filename  # this script's code, to tell its own errors
+
+
+def _could_not_replay(kind, value, tb):
+    traceback.print_exception(kind, value, tb)
+    print(f"could not replay: {kind.__name__}: {value} (the script's own failure, "
+          "not the device's)")
+    sys.exit(2)
+
+
+sys.excepthook = _could_not_replay
+'''
 
 _MAIN = '''
 
@@ -364,23 +603,61 @@ def _start_state():
     torch.backends.cudnn.allow_tf32 = False
 
 
+class _CannotReplay(Exception):
+    """The recorded arguments do not build, or do not fit the test's signature."""
+
+
+def _describe(exc):
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def _call(test, arguments, device):
+    """test(**arguments(), device=device); _CannotReplay if that call cannot be made."""
+    try:
+        kwargs = dict(arguments(), device=torch.device(device))
+        inspect.signature(test).bind(**kwargs)
+    except Exception as exc:
+        raise _CannotReplay(f"{{test.__name__}}: {{_describe(exc)}}") from exc
+    return test(**kwargs)
+
+
+def _script_error(exc):
+    """Whether `exc` is this script's own failure, not the test's: arguments that cannot be
+    replayed, or a name, module or module attribute the script's own code lacks (raised in
+    this file, not inside torch or the backend)."""
+    if isinstance(exc, _CannotReplay):
+        return True
+    if isinstance(exc, AttributeError) and not re.match(
+            r"(module |'types.SimpleNamespace' object)", str(exc)):
+        return False
+    if not isinstance(exc, (NameError, ImportError, SyntaxError, AttributeError)):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and frames[-1].filename == _SCRIPT
+
+
 def _run(device):
-    """The test on `device`: (outcome, what each assert_close compared)."""
+    """The test on `device`: (outcome, what each assert_close compared, the script's own
+    failures)."""
     _start_state()
     del differential.seen[:]
+    own = []
+    for before in PRECEDING:  # the tests that ran before it and make it fail
+        try:
+            before(torch.device(device))
+        except Exception as exc:  # it passed in the suite; say so if it cannot here
+            print(f"{{before.__doc__}}: raised {{exc!r}}")
+            if _script_error(exc):
+                own.append(f"{{before.__doc__}}: {{_describe(exc)}}")
+    _start_state()
     try:
-        for before in PRECEDING:  # the tests that ran before it and make it fail
-            try:
-                before(torch.device(device))
-            except Exception as exc:  # it passed in the suite; say so if it cannot here
-                print(f"{{before.__doc__}}: raised {{exc!r}}")
-        _start_state()
-        {function}(**dict(_arguments(), device=torch.device(device)))
+        _call({function}, _arguments, device)
         outcome = "passed"
     except Exception as exc:  # what failed is the result here
-        outcome = "failed: " + "".join(
-            traceback.format_exception_only(type(exc), exc)).strip()
-    return outcome, list(differential.seen)
+        outcome = "failed: " + _describe(exc)
+        if _script_error(exc):
+            own.append(_describe(exc))
+    return outcome, list(differential.seen), own
 
 
 def _at(array, index):
@@ -400,7 +677,8 @@ def _show(device_seen, cpu_seen):
                                      excess.shape)
         verdict = ("not reached on " + DEVICE if dev is None else
                    "device departs from CPU and oracle" if not dev[4] and ref and ref[4] else
-                   "both depart from the oracle" if not dev[4] else "ok")
+                   "device departs from the oracle; no CPU record" if not dev[4] and not ref
+                   else "both depart from the oracle" if not dev[4] else "ok")
         print(f"{{what}} at {{tuple(int(i) for i in index)}}: "
               f"device {{_at(dev[1], index) if dev else 'n/a'}}, "
               f"cpu {{_at(ref[1], index) if ref else 'n/a'}}, "
@@ -408,11 +686,15 @@ def _show(device_seen, cpu_seen):
 
 
 if __name__ == "__main__":
-    device_outcome, device_seen = _run(DEVICE)
-    cpu_outcome, cpu_seen = _run("cpu")
+    device_outcome, device_seen, device_own = _run(DEVICE)
+    cpu_outcome, cpu_seen, cpu_own = _run("cpu")
     _show(device_seen, cpu_seen)
     print(f"device {{DEVICE}}: {{device_outcome}}")
     print(f"cpu: {{cpu_outcome}}")
+    if device_own or cpu_own:  # no evidence either way: exit 2, never 1
+        print(f"could not replay: {{(device_own + cpu_own)[0]}} (the script's own failure, "
+              "not the device's)")
+        sys.exit(2)
     if device_outcome != "passed":
         print("REPRODUCED: " + (
             "both depart from the oracle: the test or oracle is wrong"
@@ -441,6 +723,8 @@ def reproduction(spec: Dict[str, Any], seed: int, torch_version: str,
     """The standalone script for the failing test `spec` (call_spec), after the tests of
     `preceding` (specs, in run order) for an order-dependent failure. None if a source
     cannot be read."""
+    if spec.get("arguments") is None or any(p.get("arguments") is None for p in preceding):
+        return None  # an argument has no Python source (call_spec's `unrenderable`)
     inliner = _Inliner()
     inliner.replace("differential")  # the script's record of comparisons, used by its main
     try:
@@ -456,30 +740,38 @@ def reproduction(spec: Dict[str, Any], seed: int, torch_version: str,
     preceding_defs = []
     for number, other in enumerate(before, 1):
         body = "\n".join(other.imports + ["", other.code, "",
-                                          f"{other.function}(**dict(_arguments(), "
-                                          "device=device))"])
+                                          f"_call({other.function}, _arguments, device)"])
+        bindings = "".join(f"        {line}\n"
+                           for line in _repr_bindings(other.spec["arguments"]))
         preceding_defs.append(
             f"def _preceding_{number}(device):\n"
             f"    \"\"\"{Path(other.spec['path']).name}::{other.function}, which ran before "
             f"it.\"\"\"\n"
-            f"    def _arguments():\n        return dict(\n"
+            f"    def _arguments():\n{bindings}        return dict(\n"
             f"{textwrap.indent(other.spec['arguments'], ' ' * 12)}\n        )\n\n"
             + textwrap.indent(body, "    "))
     title = nodeid or f"{Path(spec['path']).name}::{spec['function']}"
     parts = [
         f"# Reproduces {title}",
         f"# (torch {torch_version}) without torchconform, pytest or Hypothesis: runs it on the",
-        "# device, then on the CPU, from the same seeded start state; prints what each",
-        "# comparison saw and exits 1 while the device run fails.",
+        "# device, then on the CPU, from the same seeded start state, and prints what each",
+        "# comparison saw. Exit status:",
+        "#   0  the device passes: it does not reproduce here;",
+        "#   1  REPRODUCED: the device run fails (if the CPU run fails too, both depart from",
+        "#      the oracle: the test or oracle is wrong);",
+        "#   2  could not replay: the script itself failed (an import, a name or a module",
+        "#      attribute its own code lacks, arguments that do not fit the test), on either",
+        "#      run: no evidence about the device.",
         "from __future__ import annotations",
         "",
         "import contextlib",
+        "import inspect",
         "import random",
         "import re",
         "import sys",
         "import traceback",
         "import types",
-        "",
+        _GUARD,
         "import numpy as np",
         "import torch",
         *[f"import {b}" for b in backends],
@@ -500,6 +792,7 @@ def reproduction(spec: Dict[str, Any], seed: int, torch_version: str,
         "",
         "def _arguments():",
         "    \"\"\"The failing case: the test id's parameters or Hypothesis' example.\"\"\"",
+        *[f"    {line}" for line in _repr_bindings(spec["arguments"])],
         "    return dict(",
         textwrap.indent(spec["arguments"], " " * 8),
         "    )",
@@ -509,4 +802,9 @@ def reproduction(spec: Dict[str, Any], seed: int, torch_version: str,
         f"PRECEDING = [{', '.join(f'_preceding_{n}' for n in range(1, len(before) + 1))}]",
         _MAIN.format(function=spec["function"]).rstrip(),
     ]
-    return "\n".join(parts) + "\n"
+    script = "\n".join(parts) + "\n"
+    try:  # the last guard: a script that does not compile would exit 1 for its own reason
+        compile(script, "reproduce.py", "exec")
+    except SyntaxError:
+        return None
+    return script
