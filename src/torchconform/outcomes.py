@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 import pytest
 
@@ -75,10 +75,12 @@ class CrashAttribution:
     with the behavior, device, ... seen in its setup report, say what may have happened, and
     close the test with a teardown report, so report writers (pytest-html) list it."""
 
-    def __init__(self, config: pytest.Config, timeout: Optional[float]) -> None:
+    def __init__(self, config: pytest.Config, timeout: Optional[float],
+                 known_failures: Sequence[Any] = ()) -> None:
         self.config = config
         self.props: dict = {}
         self.timeout = timeout
+        self.known_failures = list(known_failures)  # --xfails-file entries (expectations.Entry)
         self.crash_dir = tempfile.mkdtemp(prefix="torchconform-crashes-")
 
     def pytest_configure_node(self, node) -> None:
@@ -99,6 +101,12 @@ class CrashAttribution:
         if stack:
             protocol.record(report, protocol.CRASH_STACK, stack)
             report.longrepr += "\n\nThe crash's Python stack (faulthandler):\n" + stack
+        # A listed known failure that kills its worker is the known failure (the worker never
+        # got to apply its xfail marker): xfailed, like any other listed failure.
+        entry = next((e for e in self.known_failures if e.matches(report)), None)
+        if entry is not None:
+            report.outcome = "skipped"
+            report.wasxfail = f"known failure: {entry.describe()} (crashed the interpreter)"
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport):

@@ -152,8 +152,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(BehaviorListing(), "torchconform-behavior-listing")
     config.pluginmanager.register(RunCounter(), "torchconform-run-counter")
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(CrashAttribution(config, _timeout(config)),
-                                      "torchconform-crashes")
+        config.pluginmanager.register(
+            CrashAttribution(config, _timeout(config),
+                             config.stash[_EXPECTATIONS].get("xfails_file", [])),
+            "torchconform-crashes")
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(
             capabilities.MissingCapabilitySummary(config.stash[devices.TESTED]),

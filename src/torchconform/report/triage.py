@@ -28,6 +28,8 @@ _RULES = [
     (re.compile(r"torch\.Size\(\[[\d,\s]*\]\)"), "SHAPE"),
     (re.compile(r"\((?:\s*\d+\s*,)+\s*\d*\s*\)|\(\s*\)"), "SHAPE"),
     (re.compile(r"\b(?:np\.)?float(?:16|32|64)\(([^()]*)\)"), r"\1"),  # np.float64(2.5)
+    # One problem seen in float32 and float64 tests: "(torch.float32, rtol=...)".
+    (re.compile(r"\btorch\.(?:b?float(?:16|32|64)|half|double)\b"), "DTYPE"),
     (re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?"), "N"),
 ]
 _FRAME = re.compile(r'File "([^"]+)", line \d+ in (\S+)')
