@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from torchconform.report.repro import Unrenderable, _source_of, call_spec, reproduction
+from torchconform.report.repro import Unrenderable, call_spec, reproduction, source_of
 
 SUITE = '''
 import numpy as np
@@ -95,7 +95,7 @@ def _replay(spec, tmp_path, preceding=()):
     torch.tensor([[1.5, -2.0]], dtype=torch.float64), torch.optim.Adam, math.sqrt, np.exp,
 ])
 def test_argument_sources_evaluate_to_the_argument(value):
-    source = _source_of(value)
+    source = source_of(value)
     back = eval(source, {"np": np, "torch": torch})  # what the script's _arguments() does
     assert type(back) is type(value)
     if isinstance(value, torch.Tensor):
@@ -188,7 +188,7 @@ def test_arguments_without_python_source_give_no_reproducer(suite):
     assert reproduction(after, 0, torch.__version__, preceding=[opaque]) is None
     scale = 3.0
     with pytest.raises(Unrenderable, match="closing over scale"):
-        _source_of(lambda x: x * scale)
+        source_of(lambda x: x * scale)
 
 
 def test_a_preceding_test_with_a_lambda_is_replayed_first(suite, tmp_path):

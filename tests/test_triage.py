@@ -195,7 +195,10 @@ def test_order_dependent_failures_name_the_tests_that_make_them_fail(broken_run)
     exp = tests["test_exp[cpu:0]"]["isolation"]
     assert exp["classification"] == "fails only after other tests"
     assert exp["preceding"] == ["suites/test_sample.py::test_poison[cpu:0]"]  # not bystander
-    assert "test_poison" in tests["test_exp[cpu:0]"]["reproduce"]
+    script = tests["test_exp[cpu:0]"]["reproduce"]
+    # test_poison is a Hypothesis test: its script replays the examples the rerun recorded
+    assert "def _preceding_1(device):" in script and "test_poison" in script
+    assert "def _example_1():" in script and re.search(r"\bn=\d", script)
     for name, test in tests.items():
         if test["outcome"] == "failed" and name != "test_exp[cpu:0]":
             assert test["isolation"]["classification"] == "fails alone", name
@@ -213,6 +216,82 @@ def test_delta_debugging_finds_the_smallest_set_of_preceding_tests(culprits):
 
     assert reruns.minimize(list(range(16)), fails) == culprits
     assert len(calls) <= (4 + 1) * len(culprits)  # log2(16) + 1 per culprit
+
+
+class _Writer:
+    def __init__(self):
+        self.facts = {}
+
+    def add_fact(self, nodeid, name, value):
+        self.facts[(nodeid, name)] = value
+
+
+def _isolation(order, breaks, budget_runs=1000):
+    """A FailureIsolation over one worker's `order` whose reruns are simulated: a rerun
+    fails when it holds the target and, for each target in `breaks`, every test of its
+    culprit set (targets absent from `breaks` fail alone)."""
+    config = type("Config", (), {"pluginmanager": type("PM", (), {
+        "get_plugin": staticmethod(lambda name: None)})()})()
+    isolation = reruns.FailureIsolation(config, budget=60)
+    isolation.order = {"gw0": list(order)}
+    isolation.worker_of = {t: "gw0" for t in order}
+    runs = []
+
+    def fails(nodeids, target, deadline):
+        if len(runs) >= budget_runs:
+            raise reruns._OutOfBudget
+        runs.append(list(nodeids))
+        isolation.recorded[tuple(nodeids)] = {}
+        return all(c in nodeids for c in breaks.get(target, []))
+
+    isolation._fails = fails
+    return isolation, runs
+
+
+def test_every_failure_is_rerun_alone_before_any_bisection():
+    order = [f"suites/optim/test_a.py::t{i}" for i in range(8)] + [
+        "suites/optim/test_b.py::late", "suites/optim/test_b.py::alone"]
+    isolation, runs = _isolation(order, {"suites/optim/test_b.py::late": [order[2]]},
+                                 budget_runs=2)
+    isolation.failed = ["suites/optim/test_b.py::late", "suites/optim/test_b.py::alone"]
+    writer = _Writer()
+    isolation._isolate_all(writer, deadline=0)
+    verdict = {t: json.loads(writer.facts[(t, "isolation")]) for t in isolation.failed}
+    # Two runs: both alone. The bisection of the first ran out of budget, yet the second,
+    # behind it in the list, is classified.
+    assert runs == [["suites/optim/test_b.py::late"], ["suites/optim/test_b.py::alone"]]
+    assert verdict["suites/optim/test_b.py::alone"]["classification"] == "fails alone"
+    late = verdict["suites/optim/test_b.py::late"]
+    assert late["classification"] == "not isolated" and late["passes_alone"]
+
+
+def test_a_culprit_set_found_for_one_failure_is_tried_first_for_the_next():
+    a = [f"suites/optim/test_a.py::t{i}" for i in range(40)]
+    b = [f"suites/module/test_b.py::u{i}" for i in range(40)]
+    order = a[:20] + b + a[20:] + ["suites/module/test_c.py::x", "suites/module/test_c.py::y"]
+    breaks = {"suites/module/test_c.py::x": [a[3]], "suites/module/test_c.py::y": [a[3]]}
+    isolation, runs = _isolation(order, breaks)
+    isolation.failed = list(breaks)
+    writer = _Writer()
+    isolation._isolate_all(writer, deadline=0)
+    for target in breaks:
+        verdict = json.loads(writer.facts[(target, "isolation")])
+        assert verdict["classification"] == "fails only after other tests"
+        assert verdict["preceding"] == [a[3]]
+    y_runs = [r for r in runs if r[-1] == "suites/module/test_c.py::y"]
+    assert y_runs == [["suites/module/test_c.py::y"], [a[3], "suites/module/test_c.py::y"]]
+
+
+def test_the_tests_of_the_failing_tests_file_are_tried_before_all_others():
+    order = [f"suites/optim/test_a.py::t{i}" for i in range(64)] + [
+        "suites/optim/test_b.py::setup", "suites/optim/test_b.py::target"]
+    isolation, runs = _isolation(order, {"suites/optim/test_b.py::target":
+                                         ["suites/optim/test_b.py::setup"]})
+    isolation.failed = ["suites/optim/test_b.py::target"]
+    isolation._isolate_all(_Writer(), deadline=0)
+    # alone, then the same file's tests: found at once, nothing left to bisect
+    assert runs == [["suites/optim/test_b.py::target"],
+                    ["suites/optim/test_b.py::setup", "suites/optim/test_b.py::target"]]
 
 
 @pytest.mark.slow  # quick loop: see README (pytest tests/ --run-slow)

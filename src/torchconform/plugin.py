@@ -17,6 +17,7 @@ protocol.py.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 from pathlib import Path
@@ -44,7 +45,7 @@ from .modes import compiler, mode  # noqa: F401 - fixtures of the execution mode
 from .outcomes import CRASH_DIR, CrashAttribution, NativeStacks, RunCounter
 from .report.repro import call_spec, reproduction
 from .report.session import configure_reports
-from .reruns import FailureIsolation
+from .reruns import CallRecorder, FailureIsolation
 
 profiles.register()
 # Benchmark timing (timing.py) adds options, distributed.py the `ranks` fixture and the contract
@@ -105,10 +106,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "node ids of the tests that check it: collects, runs nothing.")
     modes.add_options(group)
     group.addoption(
-        "--isolate-failures", type=float, default=ISOLATION_BUDGET, metavar="SECONDS",
+        "--isolate-failures", type=float, default=None, metavar="SECONDS",
         help="rerun each failed test alone in a fresh process, and bisect the tests that ran "
              "before it when it passes alone, for at most SECONDS in total (default "
-             f"{ISOLATION_BUDGET:g}; 0 turns it off).")
+             f"{ISOLATION_BUDGET:g} times the largest timeout factor of the tested devices' "
+             "adapters, e.g. 5 for xla; 0 turns it off).")
+    group.addoption(  # internal: what the isolation reruns record for reproducers
+        "--record-calls", default=None, metavar="FILE", help=argparse.SUPPRESS)
     parser.addini(
         "torchconform_suites", type="paths", default=[],
         help="folders whose tests are conformance checks (each must name a behavior).")
@@ -162,11 +166,23 @@ def pytest_configure(config: pytest.Config) -> None:
             "torchconform-capabilities")
     if not hasattr(config, "workerinput") and not config.option.collectonly:
         config.pluginmanager.register(
-            FailureIsolation(config, config.getoption("isolate_failures")),
-            "torchconform-isolation")
+            FailureIsolation(config, _isolation_budget(config)), "torchconform-isolation")
+    if config.getoption("record_calls"):
+        config.pluginmanager.register(CallRecorder(config.getoption("record_calls")),
+                                      "torchconform-call-recorder")
     moved = configure_reports(config, config.stash[devices.TESTED], _suite_roots(config))
     if moved is not None:
         config.stash[_MOVED] = moved
+
+
+def _isolation_budget(config: pytest.Config) -> float:
+    """--isolate-failures, or the default scaled like the per-test timeout: a rerun on a
+    device that compiles a graph per shape costs as many times more."""
+    given = config.getoption("isolate_failures")
+    if given is not None:
+        return given
+    factors = [devices.adapter(d).timeout_factor for d in config.stash[devices.TESTED]]
+    return ISOLATION_BUDGET * max(factors, default=1.0)
 
 
 def _timeout(config: pytest.Config) -> Optional[float]:

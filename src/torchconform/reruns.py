@@ -19,6 +19,7 @@ order-dependent failure's reproducer is rebuilt with the preceding tests' bodies
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -27,12 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
 from . import protocol
-from .report.repro import reproduction
+from .report.repro import Unrenderable, call_spec, reproduction, source_of
 
 FAILS_ALONE = "fails alone"
 FAILS_AFTER = "fails only after other tests"
@@ -144,6 +146,63 @@ def minimize(candidates: List[str], fails: Callable[[List[str]], bool]) -> List[
     return ordered(found)
 
 
+def _read_calls(path: str) -> Dict[str, Dict[str, Any]]:
+    """CallRecorder's file: {nodeid: call spec with `examples`}."""
+    calls: Dict[str, Dict[str, Any]] = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                calls[record["nodeid"]] = record["spec"]
+    return calls
+
+
+class CallRecorder:
+    """On a rerun (the internal option --record-calls FILE): one JSON line per conformance
+    test with its call spec and, for a Hypothesis test, the arguments of every example it
+    ran, as Python source. The main run records only the failing example; a predecessor's
+    examples are what an order-dependent failure's reproducer must replay."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item):
+        if item.get_closest_marker("behavior") is None:
+            yield
+            return
+        callspec = getattr(item, "callspec", None)
+        params = dict(callspec.params) if callspec else {}
+        spec = call_spec(Path(str(item.path)), getattr(item, "originalname", item.name),
+                         params, [])
+        handle = getattr(item.obj, "hypothesis", None)
+        inner = getattr(handle, "inner_test", None)
+        if inner is None:
+            yield
+        else:
+            examples: List[Optional[str]] = []
+
+            @functools.wraps(inner)
+            def each_example(*args, **kwargs):
+                drawn = {k: v for k, v in kwargs.items() if k not in item.funcargs}
+                try:  # before the body runs: it may change its arguments in place
+                    examples.append(",\n".join(
+                        f"{name}={source_of(value, name)}"
+                        for name, value in {**params, **drawn}.items()))
+                except Unrenderable:
+                    examples.append(None)
+                return inner(*args, **kwargs)
+
+            handle.inner_test = each_example
+            try:
+                yield
+            finally:
+                handle.inner_test = inner
+                spec["examples"] = examples
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"nodeid": item.nodeid, "spec": spec}) + "\n")
+
+
 class FailureIsolation:
     """pytest plugin object on the reporting process: run order per worker, then the reruns."""
 
@@ -154,6 +213,7 @@ class FailureIsolation:
         self.worker_of: Dict[str, str] = {}
         self.specs: Dict[str, Dict[str, Any]] = {}
         self.failed: List[str] = []
+        self.scripted: set = set()  # failures whose worker wrote a reproducer
         self.runs = 0
         self.seconds = 0.0
 
@@ -163,6 +223,8 @@ class FailureIsolation:
             return
         if facts.get(protocol.CALL):
             self.specs[report.nodeid] = json.loads(facts[protocol.CALL])
+        if facts.get(protocol.REPRODUCE):
+            self.scripted.add(report.nodeid)
         gateway = getattr(getattr(report, "node", None), "gateway", None)
         worker = getattr(gateway, "id", "main")
         if report.when == "setup":
@@ -197,46 +259,93 @@ class FailureIsolation:
         return args
 
     def _fails(self, nodeids: List[str], target: str, deadline: float) -> bool:
-        """Run `nodeids` (ending with `target`) in a fresh process: did `target` fail?"""
+        """Run `nodeids` (ending with `target`) in a fresh process: did `target` fail? The
+        rerun records the examples each test ran (CallRecorder); those of a failing rerun
+        are kept for the reproducer of `target`."""
         left = deadline - time.monotonic()
         if left <= 0:
             raise _OutOfBudget
+        calls = os.path.join(self.runner.folder, "calls.jsonl")
+        if os.path.exists(calls):
+            os.remove(calls)
         started = time.monotonic()
         try:
-            code, output = self.runner.run([*nodeids, *self._arguments()], max(left, 1))
+            code, output = self.runner.run(
+                [*nodeids, *self._arguments(), f"--record-calls={calls}"], max(left, 1))
         except subprocess.TimeoutExpired:
             raise _OutOfBudget from None
         finally:
             self.runs += 1
             self.seconds += time.monotonic() - started
-        if code not in (0, 1, 5):  # the interpreter died: the target crashed it
-            return True
-        return any(line.startswith((f"FAILED {target}", f"ERROR {target}"))
-                   for line in output.splitlines())
+        failed = code not in (0, 1, 5) or any(  # not 0/1/5: the target crashed the process
+            line.startswith((f"FAILED {target}", f"ERROR {target}"))
+            for line in output.splitlines())
+        if failed:
+            self.recorded[tuple(nodeids)] = _read_calls(calls)
+        return failed
 
-    def isolate(self, nodeid: str, deadline: float) -> Dict[str, Any]:
+    def _start(self, nodeid: str, deadline: float) -> Dict[str, Any]:
+        """The first rerun: `nodeid` alone."""
         runs, seconds = self.runs, self.seconds
         result: Dict[str, Any] = {"classification": NOT_ISOLATED, "preceding": []}
         try:
             if self._fails([nodeid], nodeid, deadline):
                 result["classification"] = FAILS_ALONE
             else:
-                history = self.order.get(self.worker_of.get(nodeid, "main"), [])
-                before = history[:history.index(nodeid)] if nodeid in history else []
-                if before and self._fails(before + [nodeid], nodeid, deadline):
-                    result["classification"] = FAILS_AFTER
-                    result["preceding"] = before
-                    result["preceding"] = minimize(
-                        before, lambda subset: self._fails(subset + [nodeid], nodeid,
-                                                           deadline))
-                else:
-                    result["classification"] = FLAKY
+                result["passes_alone"] = True
         except _OutOfBudget:
-            if result["classification"] == FAILS_AFTER:
-                result["minimal"] = False  # the smallest set found before the budget ended
+            pass
         result["runs"] = self.runs - runs
         result["seconds"] = round(self.seconds - seconds, 2)
         return result
+
+    def _candidates(self, nodeid: str, before: List[str]) -> List[List[str]]:
+        """Subsets of `before` to try first, cheapest first: a set already found to break
+        another failure (one cause often breaks several tests), the tests of the same file,
+        of the same folder, then all. On a lazy backend every rerun compiles its graphs
+        anew: trying a small likely set saves most of the bisection."""
+        sets: List[List[str]] = []
+        for found in self.found:
+            subset = [t for t in before if t in found]
+            if len(subset) == len(found):
+                sets.append(subset)
+        path = nodeid.split("::")[0]
+        sets.append([t for t in before if t.split("::")[0] == path])
+        folder = os.path.dirname(path)
+        sets.append([t for t in before if os.path.dirname(t.split("::")[0]) == folder])
+        sets.append(list(before))
+        unique: List[List[str]] = []
+        for subset in sets:
+            if subset and subset not in unique:
+                unique.append(subset)
+        return unique
+
+    def _after_others(self, nodeid: str, result: Dict[str, Any], deadline: float) -> None:
+        """`nodeid` passed alone: find the smallest set of the tests before it in its worker
+        that makes it fail, or call it flaky."""
+        runs, seconds = self.runs, self.seconds
+        history = self.order.get(self.worker_of.get(nodeid, "main"), [])
+        before = history[:history.index(nodeid)] if nodeid in history else []
+        try:
+            for subset in self._candidates(nodeid, before):
+                if self._fails(subset + [nodeid], nodeid, deadline):
+                    result["classification"] = FAILS_AFTER
+                    result["preceding"] = subset
+                    break
+            else:
+                result["classification"] = FLAKY
+            if result["preceding"]:
+                result["preceding"] = minimize(
+                    result["preceding"],
+                    lambda subset: self._fails(subset + [nodeid], nodeid, deadline))
+                self.found.append(result["preceding"])
+                if tuple(result["preceding"] + [nodeid]) not in self.recorded:
+                    self._fails(result["preceding"] + [nodeid], nodeid, deadline)
+        except _OutOfBudget:
+            if result["classification"] == FAILS_AFTER:
+                result["minimal"] = False  # the smallest set found before the budget ended
+        result["runs"] += self.runs - runs
+        result["seconds"] = round(result["seconds"] + self.seconds - seconds, 2)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -252,9 +361,16 @@ class FailureIsolation:
             self.runner.close()
 
     def _isolate_all(self, writer, deadline: float) -> None:
+        """Every failure alone first (cheap, and it classifies most), then the bisections of
+        those that passed alone, so one long bisection cannot leave the rest unclassified."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        for nodeid in self.failed:
-            result = self.isolate(nodeid, deadline)
+        self.recorded: Dict[tuple, Dict[str, Dict[str, Any]]] = {}
+        self.found: List[List[str]] = []
+        results = {nodeid: self._start(nodeid, deadline) for nodeid in self.failed}
+        for nodeid, result in results.items():
+            if result.get("passes_alone"):
+                self._after_others(nodeid, result, deadline)
+        for nodeid, result in results.items():
             if reporter is not None:
                 reporter.write_line(f"torchconform isolation: {nodeid}: "
                                     f"{result['classification']}"
@@ -267,11 +383,18 @@ class FailureIsolation:
                 writer.add_fact(nodeid, protocol.REPRODUCE, script)
 
     def _reproducer(self, nodeid: str, preceding: List[str]) -> Optional[str]:
+        """The script of an order-dependent failure (its predecessors first, with the
+        examples they ran on the rerun that failed), or of a failure whose worker wrote none
+        (it crashed the interpreter: the spec recorded at its setup)."""
         spec = self.specs.get(nodeid)
-        if not preceding or spec is None or any(p not in self.specs for p in preceding):
+        if spec is None or (not preceding and nodeid in self.scripted):
+            return None
+        recorded = self.recorded.get(tuple(preceding + [nodeid]), {})
+        specs = [recorded.get(p) or self.specs.get(p) for p in preceding]
+        if any(s is None for s in specs):
             return None
         from .versions import TORCH_VERSION
 
         return reproduction(spec, self.config.getoption("torch_seed"), TORCH_VERSION,
                             self.config.getoption("backend_module"),
-                            preceding=[self.specs[p] for p in preceding], nodeid=nodeid)
+                            preceding=specs, nodeid=nodeid)

@@ -331,7 +331,7 @@ def call_spec(path: Path, function: str, params: Dict[str, Any],
     if arguments is None:
         try:
             arguments = ",\n".join(
-                f"{name}={_source_of(value, name)}" for name, value in params.items())
+                f"{name}={source_of(value, name)}" for name, value in params.items())
         except Unrenderable as exc:
             arguments, unrenderable = None, str(exc)
     if arguments is not None and not _parses(arguments):
@@ -378,7 +378,7 @@ def _repr_bindings(arguments: Optional[str]) -> List[str]:
             for name in sorted(used & set(_REPR_NAMES))]
 
 
-def _source_of(value: Any, name: str = "") -> str:
+def source_of(value: Any, name: str = "") -> str:
     """Python source that evaluates, in the script, to `value` (a test id's parameter).
     Raises Unrenderable when there is none."""
     if name == "mode":  # the mode fixture's object (torchconform.modes.Mode, inlined)
@@ -392,18 +392,18 @@ def _source_of(value: Any, name: str = "") -> str:
     import torch
 
     if isinstance(value, torch.Tensor) and value.layout == torch.strided:
-        return (f"torch.tensor({_source_of(value.tolist())}, dtype={value.dtype}, "
+        return (f"torch.tensor({source_of(value.tolist())}, dtype={value.dtype}, "
                 f"requires_grad={value.requires_grad})")
     if isinstance(value, (list, tuple, set, frozenset)) and type(value) in (
             list, tuple, set, frozenset):
-        items = [_source_of(v) for v in value]
+        items = [source_of(v) for v in value]
         if isinstance(value, list):
             return f"[{', '.join(items)}]"
         if isinstance(value, tuple):
             return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
         return f"{type(value).__name__}([{', '.join(items)}])"
     if type(value) is dict:
-        return "{" + ", ".join(f"{_source_of(k)}: {_source_of(v)}"
+        return "{" + ", ".join(f"{source_of(k)}: {source_of(v)}"
                                for k, v in value.items()) + "}"
     if inspect.isfunction(value) or inspect.isclass(value) or inspect.isbuiltin(value):
         return _callable_source(value)
@@ -419,10 +419,10 @@ def _numpy_source(value: Any) -> str:
     import numpy as np
 
     if isinstance(value, np.ndarray):
-        items = _source_of(value.tolist())
+        items = source_of(value.tolist())
         return f"np.array({items}, dtype=np.{value.dtype.name})"
     if isinstance(value, np.generic):
-        return f"np.{value.dtype.name}({_source_of(value.item())})"
+        return f"np.{value.dtype.name}({source_of(value.item())})"
     if isinstance(value, np.dtype):
         return f"np.dtype({value.name!r})"
     if isinstance(value, np.ufunc) and getattr(np, value.__name__, None) is value:
@@ -508,11 +508,13 @@ class _Unit:
         self.spec = spec
         needed: List[ast.stmt] = []
         roots: List[ast.AST] = [target]
-        try:
-            arguments = ast.parse(f"f(\n{spec['arguments']}\n)")
-            roots.append(arguments)
-        except SyntaxError:
-            arguments = None
+        arguments = []  # the failing case, and each recorded example of a preceding test
+        for case in [spec["arguments"], *[e for e in spec.get("examples") or [] if e]]:
+            try:
+                arguments.append(ast.parse(f"f(\n{case}\n)"))
+            except SyntaxError:
+                pass
+        roots += arguments
         # Free names only: the test's parameters and locals (a parameter `etas` next to a
         # module-level strategy `etas = st.tuples(...)`) are not the module's definitions.
         pending = set().union(*(_free_names(r, skip_decorators=True) for r in roots))
@@ -553,8 +555,9 @@ class _Unit:
                                          else n.names[0].name)
                         and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
         # Names the failing example's reprs use (TreeSpec, ...): from torchconform's modules.
-        if arguments is not None:
-            for name in sorted(_free_names(arguments) - set(source.definitions)
+        if arguments:
+            for name in sorted(set().union(*map(_free_names, arguments))
+                               - set(source.definitions)
                                - set(source.imports) - set(_REPR_NAMES)
                                - {"torch", "np", "f"}):
                 for module_name, module in list(sys.modules.items()):
@@ -568,6 +571,32 @@ class _Unit:
             inliner.replace("pytest")
         self.code = "\n\n\n".join(
             [source.segment(n) for n in needed] + [_without_decorators(target, text)])
+
+
+def _preceding_def(number: int, unit: _Unit) -> str:
+    """`_preceding_<number>(device)`: one test that ran before the failing one, called with
+    each example it ran (a Hypothesis test's examples as recorded on the rerun that made the
+    failure show, else its test id's parameters once)."""
+    examples = unit.spec.get("examples") or [unit.spec["arguments"]]
+    kept = [e for e in examples if e is not None]
+    defs, calls = [], []
+    for k, text in enumerate(kept, 1):
+        bindings = "".join(f"        {line}\n" for line in _repr_bindings(text))
+        defs.append(f"    def _example_{k}():\n{bindings}        return dict(\n"
+                    f"{textwrap.indent(text, ' ' * 12)}\n        )\n")
+        calls.append(f"_example_{k}")
+    left_out = len(examples) - len(kept)
+    body = "\n".join(unit.imports + ["", unit.code, ""])
+    many = f" ({len(kept)} examples)" if len(kept) > 1 else ""
+    return (f"def _preceding_{number}(device):\n"
+            f"    \"\"\"{Path(unit.spec['path']).name}::{unit.function}{many}, which ran "
+            f"before it.\"\"\"\n"
+            + (f"    # {left_out} recorded example(s) had no Python source: left out\n"
+               if left_out else "")
+            + "\n".join(defs) + "\n"
+            + textwrap.indent(body, "    ") + "\n"
+            f"    for _arguments in ({', '.join(calls)},):\n"
+            f"        _call({unit.function}, _arguments, device)")
 
 
 def _without_decorators(node: ast.FunctionDef, source: str) -> str:
@@ -737,19 +766,7 @@ def reproduction(spec: Dict[str, Any], seed: int, torch_version: str,
     for line in unit.imports + [i for u in before for i in u.imports] + inliner.imports:
         if line not in imports and line not in base:
             imports.append(line)
-    preceding_defs = []
-    for number, other in enumerate(before, 1):
-        body = "\n".join(other.imports + ["", other.code, "",
-                                          f"_call({other.function}, _arguments, device)"])
-        bindings = "".join(f"        {line}\n"
-                           for line in _repr_bindings(other.spec["arguments"]))
-        preceding_defs.append(
-            f"def _preceding_{number}(device):\n"
-            f"    \"\"\"{Path(other.spec['path']).name}::{other.function}, which ran before "
-            f"it.\"\"\"\n"
-            f"    def _arguments():\n{bindings}        return dict(\n"
-            f"{textwrap.indent(other.spec['arguments'], ' ' * 12)}\n        )\n\n"
-            + textwrap.indent(body, "    "))
+    preceding_defs = [_preceding_def(number, other) for number, other in enumerate(before, 1)]
     title = nodeid or f"{Path(spec['path']).name}::{spec['function']}"
     parts = [
         f"# Reproduces {title}",
