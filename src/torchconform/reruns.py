@@ -11,10 +11,13 @@ plugins and backend modules):
                                    it in its worker; `preceding` is the smallest set of those
                                    (delta debugging over the run order) that makes it fail
     did not fail again             it passes alone and after its predecessors (flaky)
-    not isolated                   the budget ran out first
+    not isolated                   the budget ran out first (`passes_alone` if it was
+                                   rerun alone and passed)
 
-The verdict is the test's ISOLATION fact (protocol.py) in conformance.json; an
-order-dependent failure's reproducer is rebuilt with the preceding tests' bodies first.
+Every failure is rerun alone before any is bisected; a bisection first tries likely sets
+(_candidates). The verdict is the test's ISOLATION fact (protocol.py) in conformance.json; an
+order-dependent failure's reproducer is rebuilt with the preceding tests' bodies first, called
+with the examples CallRecorder saw on the rerun that failed.
 """
 
 from __future__ import annotations

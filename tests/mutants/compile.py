@@ -12,7 +12,10 @@ COMPILE = ("--mode", "compile")
 
 
 @mutant(breaks=("optim.sgd.momentum", "optim.adam.algorithm", "optim.nadam.algorithm",
-                 "optim.rprop.algorithm"), extra_args=("--mode", "eager,compile"))
+                 "optim.rprop.algorithm", "optim.adamw.decoupled_weight_decay",
+                 "optim.adamax.algorithm", "optim.radam.algorithm", "optim.rmsprop.algorithm",
+                 "optim.adagrad.algorithm", "optim.adadelta.algorithm",
+                 "optim.asgd.algorithm"), extra_args=("--mode", "eager,compile"))
 def compiled_optimizer_step_adds_1e_3(mp):
     """torch.compile(optimizer.step) returns a step that also adds 1e-3 to every parameter;
     eager steps and compiled modules are untouched. NAdam's compiled step is held to a wider
