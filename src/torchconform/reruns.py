@@ -57,7 +57,7 @@ import importlib, json, os, sys
 import numpy, torch, pytest
 # The plugins every run loads (torchconform's own modules too: importing them runs no test).
 for name in ("hypothesis", "xdist", "pytest_html", "pytest_metadata.plugin", "pytest_timeout",
-             "pytest_benchmark.plugin", "torchconform.plugin"):
+             "pytest_benchmark.plugin", "torchconform.plugin", *sys.argv[1:]):
     try:
         importlib.import_module(name)
     except Exception:
@@ -85,8 +85,9 @@ class _Runner:
     """Runs `pytest ARGS` in a fresh process: forked from a server where os.fork exists,
     else a new interpreter. run() returns (exit code, output)."""
 
-    def __init__(self, cwd: str) -> None:
+    def __init__(self, cwd: str, preload: List[str] = ()) -> None:
         self.cwd = cwd
+        self.preload = list(preload)  # backend packages the server imports once, too
         self.server: Optional[subprocess.Popen] = None
         self.folder = tempfile.mkdtemp(prefix="torchconform-reruns-")
 
@@ -97,7 +98,8 @@ class _Runner:
                                   capture_output=True, text=True, timeout=timeout)
             return done.returncode, done.stdout
         if self.server is None or self.server.poll() is not None:
-            self.server = subprocess.Popen([sys.executable, "-c", _FORK_SERVER],
+            self.server = subprocess.Popen([sys.executable, "-c", _FORK_SERVER,
+                                            *self.preload],
                                            cwd=self.cwd, stdin=subprocess.PIPE,
                                            stdout=subprocess.PIPE, text=True)
         self.server.stdin.write(json.dumps({"args": args, "out": out}) + "\n")
@@ -350,6 +352,21 @@ class FailureIsolation:
         result["runs"] += self.runs - runs
         result["seconds"] = round(result["seconds"] + self.seconds - seconds, 2)
 
+    def _backends(self) -> List[str]:
+        """The tested devices' backend packages this process has imported (torch_xla: 3 s
+        per rerun saved; importing it without starting its runtime survives a fork)."""
+        from . import devices
+
+        names = list(self.config.getoption("backend_module"))
+        for device in self.config.stash.get(devices.TESTED, []):
+            try:
+                package = devices.adapter(device).backend().package
+            except Exception:
+                continue
+            if package in sys.modules and package != "torch" and package not in names:
+                names.append(package)
+        return names
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         # tryfirst: before the JSON and HTML writers read the facts.
@@ -357,7 +374,7 @@ class FailureIsolation:
         if not self.failed or self.budget <= 0 or writer is None:
             return  # no report to feed (--no-report: mutation runs, reruns themselves)
         deadline = time.monotonic() + self.budget
-        self.runner = _Runner(str(self.config.invocation_params.dir))
+        self.runner = _Runner(str(self.config.invocation_params.dir), self._backends())
         try:
             self._isolate_all(writer, deadline)
         finally:
@@ -365,25 +382,33 @@ class FailureIsolation:
 
     def _isolate_all(self, writer, deadline: float) -> None:
         """Every failure alone first (cheap, and it classifies most), then the bisections of
-        those that passed alone, so one long bisection cannot leave the rest unclassified."""
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        those that passed alone, so one long bisection cannot leave the rest unclassified.
+        Each verdict is printed as soon as it is final: on a slow backend this takes a while."""
         self.recorded: Dict[tuple, Dict[str, Dict[str, Any]]] = {}
         self.found: List[List[str]] = []
-        results = {nodeid: self._start(nodeid, deadline) for nodeid in self.failed}
-        for nodeid, result in results.items():
+        pending = []
+        for nodeid in self.failed:
+            result = self._start(nodeid, deadline)
             if result.get("passes_alone"):
-                self._after_others(nodeid, result, deadline)
-        for nodeid, result in results.items():
-            if reporter is not None:
-                reporter.write_line(f"torchconform isolation: {nodeid}: "
-                                    f"{result['classification']}"
-                                    + (f" after {', '.join(result['preceding'])}"
-                                       if result["preceding"] else "")
-                                    + f" ({result['runs']} runs, {result['seconds']:.1f} s)")
-            writer.add_fact(nodeid, protocol.ISOLATION, json.dumps(result))
-            script = self._reproducer(nodeid, result["preceding"])
-            if script is not None:
-                writer.add_fact(nodeid, protocol.REPRODUCE, script)
+                pending.append((nodeid, result))
+            else:
+                self._conclude(writer, nodeid, result)
+        for nodeid, result in pending:
+            self._after_others(nodeid, result, deadline)
+            self._conclude(writer, nodeid, result)
+
+    def _conclude(self, writer, nodeid: str, result: Dict[str, Any]) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"torchconform isolation: {nodeid}: {result['classification']}"
+                                + (f" after {', '.join(result['preceding'])}"
+                                   if result["preceding"] else "")
+                                + f" ({result['runs']} runs, {result['seconds']:.1f} s)")
+            reporter.flush()  # shown as it comes, also when the output goes to a file
+        writer.add_fact(nodeid, protocol.ISOLATION, json.dumps(result))
+        script = self._reproducer(nodeid, result["preceding"])
+        if script is not None:
+            writer.add_fact(nodeid, protocol.REPRODUCE, script)
 
     def _reproducer(self, nodeid: str, preceding: List[str]) -> Optional[str]:
         """The script of an order-dependent failure (its predecessors first, with the
