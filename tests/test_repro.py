@@ -176,6 +176,26 @@ def test_hypothesis_reprs_in_the_failing_example_get_their_names(suite, tmp_path
     assert "cpu: passed" in run.stdout and "device meta: failed" in run.stdout
 
 
+def test_an_abbreviated_failing_example_is_written_out_from_its_values(suite, tmp_path):
+    """numpy prints arrays over 1000 elements with `...`, and Hypothesis' printout of the
+    failing example with them: that text is not the case. The example's own values are."""
+    path, _ = suite
+    note = textwrap.dedent("""\
+        Falsifying example: test_array(
+            device=device(type='meta'),
+            values=array([0., 1., 2., ..., 1197., 1198., 1199.], shape=(1200,)),
+            bad=nan,
+            big=inf,
+        )""")
+    printed = call_spec(path, "test_array", {"device": "meta"}, [note])
+    assert printed["arguments"] is None and "abbreviated" in printed["unrenderable"]
+    values = {"values": np.arange(1200.0), "bad": math.nan, "big": math.inf}
+    spec = call_spec(path, "test_array", {"device": "meta"}, [note], example=values)
+    assert "1199.0]" in spec["arguments"] and "..." not in spec["arguments"]
+    run, _ = _replay(spec, tmp_path)  # the values replay (they are not [1, 2]: it fails)
+    assert run.returncode == 1 and "could not replay" not in run.stdout, run.stdout
+
+
 def test_arguments_without_python_source_give_no_reproducer(suite):
     path, module = suite
     ambiguous = call_spec(path, "test_poison", {"device": "cpu", "hook": module.PAIR[0]}, [])

@@ -513,7 +513,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     _compare_with_cpu(item, report)
     notes = getattr(call.excinfo.value, "__notes__", []) if call.excinfo else []
-    spec = _call_spec(item, list(notes))
+    run = item.stash.get(_DEVICE_RUN, None)  # the failing example's values, on a device
+    spec = _call_spec(item, list(notes), run.kwargs if run is not None else None)
     protocol.record(report, protocol.CALL, json.dumps(spec))
     script = reproduction(spec, item.config.getoption("torch_seed"), versions.TORCH_VERSION,
                           item.config.getoption("backend_module"), nodeid=item.nodeid)
@@ -523,10 +524,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     _html_extra(item, report, "reproduce.py", script)
 
 
-def _call_spec(item: pytest.Item, notes: List[str]) -> dict:
+def _call_spec(item: pytest.Item, notes: List[str], example: Optional[dict] = None) -> dict:
     callspec = getattr(item, "callspec", None)
+    params = dict(callspec.params) if callspec else {}
+    if example is not None:  # the drawn arguments only: fixtures come from the script
+        example = {k: v for k, v in example.items() if k not in item.funcargs or k in params}
     return call_spec(Path(str(item.path)), getattr(item, "originalname", item.name),
-                     dict(callspec.params) if callspec else {}, notes)
+                     params, notes, example)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

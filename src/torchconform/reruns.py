@@ -400,10 +400,14 @@ class FailureIsolation:
     def _conclude(self, writer, nodeid: str, result: Dict[str, Any]) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
+            before = result["preceding"]
+            named = ", ".join(before[:3]) + (f" and {len(before) - 3} more" if before[3:] else "")
+            unfinished = "; not minimal: the budget ran out" if result.get("minimal") is False \
+                else ""
             reporter.write_line(f"torchconform isolation: {nodeid}: {result['classification']}"
-                                + (f" after {', '.join(result['preceding'])}"
-                                   if result["preceding"] else "")
-                                + f" ({result['runs']} runs, {result['seconds']:.1f} s)")
+                                + (f" after {named}" if before else "")
+                                + f" ({result['runs']} runs, {result['seconds']:.1f} s"
+                                + f"{unfinished})")
             reporter.flush()  # shown as it comes, also when the output goes to a file
         writer.add_fact(nodeid, protocol.ISOLATION, json.dumps(result))
         script = self._reproducer(nodeid, result["preceding"])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional, Tuple
 
@@ -219,6 +220,9 @@ def probe_sparse(kind: str) -> Optional[str]:
                                 device=kind).coalesce()
     except Exception as exc:  # NotImplementedError ('SparseXLA' backend), RuntimeError, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        # The dispatcher's message runs on with advice and a list of 50 dispatch keys: its
+        # first sentence names the operator and the backend, which is what a reader needs.
+        first = re.split(r"(?<=[.!?]) ", first, maxsplit=1)[0]
         return f"torch.sparse_coo_tensor(device={kind!r}) raises {type(exc).__name__}: {first}"
     return None
 

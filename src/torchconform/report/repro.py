@@ -313,15 +313,23 @@ class Unrenderable(ValueError):
 
 
 def call_spec(path: Path, function: str, params: Dict[str, Any],
-              notes: List[str]) -> Dict[str, Any]:
+              notes: List[str], example: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """What a reproducer replays of one test, as JSON: its file and function, the Python
     source of each argument (the test id's parameters, or Hypothesis' failing example), the
     device, and Hypothesis' reproduce_failure hint if any. `arguments` is None (and
     `unrenderable` says why) when an argument has no source that parses as Python: then there
-    is no reproducer rather than a script that fails for its own reasons."""
+    is no reproducer rather than a script that fails for its own reasons. `example`: the
+    failing example's own values (copied before the body ran), written out in full where
+    Hypothesis' printout abbreviates (numpy prints `...` for arrays over 1000 elements)."""
     arguments = None
     unrenderable = None
-    for note in notes:
+    if example is not None:
+        try:
+            arguments = ",\n".join(f"{name}={source_of(value, name)}"
+                                   for name, value in {**params, **example}.items())
+        except Unrenderable:
+            arguments = None
+    for note in notes if arguments is None else ():
         match = _FAILING_CASE.search(note.strip())
         if match:
             body = _TORCH_DEVICE.sub(
@@ -336,6 +344,8 @@ def call_spec(path: Path, function: str, params: Dict[str, Any],
             arguments, unrenderable = None, str(exc)
     if arguments is not None and not _parses(arguments):
         arguments, unrenderable = None, f"the failing case is not Python: {arguments}"
+    elif arguments is not None and _abbreviated(arguments):
+        arguments, unrenderable = None, "the failing case was printed abbreviated (`...`)"
     hints = [line.strip() for note in notes for line in note.splitlines()
              if "reproduce_failure" in line]
     spec = {"path": str(path), "function": function, "arguments": arguments,
@@ -343,6 +353,14 @@ def call_spec(path: Path, function: str, params: Dict[str, Any],
     if unrenderable is not None:
         spec["unrenderable"] = unrenderable
     return spec
+
+
+def _abbreviated(arguments: str) -> bool:
+    """Whether the printout elides values (`...`, numpy's summary of a large array): it
+    parses, as Ellipsis, but is not the failing case."""
+    tree = ast.parse(f"f(\n{arguments}\n)")
+    return any(isinstance(node, ast.Constant) and node.value is Ellipsis
+               for node in ast.walk(tree))
 
 
 def _parses(arguments: str) -> bool:
