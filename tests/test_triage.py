@@ -83,6 +83,16 @@ def test_a_crash_is_reported_with_the_python_stack_of_the_native_crash(pytester,
     assert cause["kind"] == "crash" and "in _native_call (test_crash.py)" in cause["message"]
     page = (out / "conformance.html").read_text()
     assert "Fatal Python error: Aborted" in page and "1 distinct cause" in page
+    # Its reproducer (from what the setup recorded) runs itself in a child: the crash, a
+    # signal, is reported as reproduced with exit 1 and the native crash's Python stack.
+    script = pytester.path / "crash.py"
+    script.write_text(cause["reproduce"])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "REPRODUCED: the run crashed the interpreter (SIGABRT" in run.stdout
+    assert "Fatal Python error: Aborted" in run.stderr and "in _native_call" in run.stderr
 
 
 @pytest.mark.slow  # quick loop: see README (pytest tests/ --run-slow)

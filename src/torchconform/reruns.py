@@ -219,6 +219,7 @@ class FailureIsolation:
         self.specs: Dict[str, Dict[str, Any]] = {}
         self.failed: List[str] = []
         self.scripted: set = set()  # failures whose worker wrote a reproducer
+        self.crashed: set = set()  # failures that killed their worker
         self.runs = 0
         self.seconds = 0.0
 
@@ -237,6 +238,8 @@ class FailureIsolation:
             self.worker_of[report.nodeid] = worker
         if report.failed and report.when == "call" and report.nodeid not in self.failed:
             self.failed.append(report.nodeid)
+        if getattr(report, "crashed", False):  # it killed its worker (CrashAttribution)
+            self.crashed.add(report.nodeid)
 
     # -- the reruns ----------------------------------------------------------------------
 
@@ -429,4 +432,4 @@ class FailureIsolation:
 
         return reproduction(spec, self.config.getoption("torch_seed"), TORCH_VERSION,
                             self.config.getoption("backend_module"),
-                            preceding=specs, nodeid=nodeid)
+                            preceding=specs, nodeid=nodeid, crashed=nodeid in self.crashed)

@@ -754,6 +754,30 @@ if __name__ == "__main__":
 '''
 
 
+#: For a failure that crashed its interpreter: the script runs itself in a child process, so
+#: that a crash (a signal, not an exit status) reads as reproduced, with its Python stack.
+_CRASH_GUARD = """
+
+if __name__ == "__main__" and "--in-child" not in sys.argv:
+    import signal
+    import subprocess
+
+    print("the failure this reproduces crashed the interpreter: running it in a child process")
+    sys.stdout.flush()
+    child = subprocess.run([sys.executable, *(["-I"] if sys.flags.isolated else []), _SCRIPT,
+                            "--in-child"])
+    if child.returncode < 0:
+        print(f"REPRODUCED: the run crashed the interpreter "
+              f"({signal.Signals(-child.returncode).name}; its Python stack is above)")
+        sys.exit(1)
+    sys.exit(child.returncode)
+if "--in-child" in sys.argv:
+    import faulthandler
+
+    faulthandler.enable()  # the Python stack of a native crash, on stderr
+"""
+
+
 def _device_preamble(device: str) -> List[str]:
     """What the device's adapter says a script needs to use it (torch_xla's import, ...)."""
     from ..adapters import adapter_for
@@ -766,10 +790,11 @@ def _device_preamble(device: str) -> List[str]:
 
 def reproduction(spec: Dict[str, Any], seed: int, torch_version: str,
                  backends: List[str] = (), preceding: List[Dict[str, Any]] = (),
-                 nodeid: str = "") -> Optional[str]:
+                 nodeid: str = "", crashed: bool = False) -> Optional[str]:
     """The standalone script for the failing test `spec` (call_spec), after the tests of
-    `preceding` (specs, in run order) for an order-dependent failure. None if a source
-    cannot be read."""
+    `preceding` (specs, in run order) for an order-dependent failure. `crashed`: the failure
+    killed the interpreter (the script then runs in a child and reports a crash as exit 1).
+    None if a source cannot be read."""
     if spec.get("arguments") is None or any(p.get("arguments") is None for p in preceding):
         return None  # an argument has no Python source (call_spec's `unrenderable`)
     inliner = _Inliner()
@@ -835,6 +860,7 @@ def reproduction(spec: Dict[str, Any], seed: int, torch_version: str,
         "",
         *[d + "\n\n" for d in preceding_defs],
         f"PRECEDING = [{', '.join(f'_preceding_{n}' for n in range(1, len(before) + 1))}]",
+        *([_CRASH_GUARD.rstrip()] if crashed else []),
         _MAIN.format(function=spec["function"]).rstrip(),
     ]
     script = "\n".join(parts) + "\n"
