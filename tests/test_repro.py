@@ -211,6 +211,17 @@ def test_arguments_without_python_source_give_no_reproducer(suite):
         source_of(lambda x: x * scale)
 
 
+def test_a_preceding_test_that_cannot_be_replayed_leaves_no_evidence(suite, tmp_path):
+    """A predecessor needing a fixture the script lacks is skipped: if the failure then
+    does not show, that is no evidence either way (exit 2, not 0)."""
+    path, _ = suite
+    poison = call_spec(path, "test_poison", {"device": "cpu"}, [])  # no `hook`: a fixture
+    after = call_spec(path, "test_after_poison", {"device": "cpu"}, [])
+    run, _ = _replay(after, tmp_path, preceding=[poison])
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "could not replay: 1 preceding test(s)" in run.stdout
+
+
 def test_a_preceding_test_with_a_lambda_is_replayed_first(suite, tmp_path):
     path, module = suite
     poison = call_spec(path, "test_poison", {"device": "cpu", "hook": module.CASES[0][0]}, [])
