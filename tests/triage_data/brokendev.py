@@ -8,7 +8,8 @@ BROKEN_DEVICE=1. Loaded as a pytest plugin (-p brokendev) or by sitecustomize.py
 Faults:
   pow      x ** 2 is 0.1% too large                          (a silent wrong result)
   cumsum   raises RuntimeError naming the shape and an address (an unsupported op)
-  exp      wrong by 1% after zero_() ran once in the process   (order dependence)
+  exp      wrong by 1% after zero_() ran once in the process   (order dependence; the
+           sample suite zeroes in a Hypothesis test, so its replay needs the drawn examples)
 """
 
 import os
