@@ -222,6 +222,15 @@ def test_a_preceding_test_that_cannot_be_replayed_leaves_no_evidence(suite, tmp_
     assert "could not replay: 1 preceding test(s)" in run.stdout
 
 
+def test_a_preceding_test_without_any_replayable_example_is_skipped_not_fatal(suite, tmp_path):
+    path, _ = suite
+    poison = dict(call_spec(path, "test_poison", {"device": "cpu"}, []), examples=[None, None])
+    after = call_spec(path, "test_after_poison", {"device": "cpu"}, [])
+    run, script = _replay(after, tmp_path, preceding=[poison])
+    assert "2 recorded example(s) had no Python source" in script
+    assert run.returncode == 2 and "could not replay: 1 preceding test(s)" in run.stdout
+
+
 def test_a_preceding_test_with_a_lambda_is_replayed_first(suite, tmp_path):
     path, module = suite
     poison = call_spec(path, "test_poison", {"device": "cpu", "hook": module.CASES[0][0]}, [])

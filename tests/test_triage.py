@@ -258,6 +258,22 @@ def _isolation(order, breaks, budget_runs=1000):
     return isolation, runs
 
 
+def test_recorded_calls_keep_each_example_and_survive_a_crash_mid_write(tmp_path):
+    """CallRecorder's file: a spec line per test, an example line per example, written before
+    the example runs; a process that crashed leaves a torn last line."""
+    path = tmp_path / "calls.jsonl"
+    path.write_text(
+        json.dumps({"nodeid": "t::a", "spec": {"arguments": "device=None"}}) + "\n"
+        + json.dumps({"nodeid": "t::a", "example": "n=1"}) + "\n"
+        + json.dumps({"nodeid": "t::a", "example": None}) + "\n"
+        + json.dumps({"nodeid": "t::b", "spec": {"arguments": ""}}) + "\n"
+        + json.dumps({"nodeid": "t::b", "example": "n=3"}) + "\n"
+        + '{"nodeid": "t::b", "exam')
+    calls = reruns._read_calls(str(path))
+    assert calls["t::a"]["examples"] == ["n=1", None]
+    assert calls["t::b"]["examples"] == ["n=3"]  # the example it crashed in is the last
+
+
 def test_every_failure_is_rerun_alone_before_any_bisection():
     order = [f"suites/optim/test_a.py::t{i}" for i in range(8)] + [
         "suites/optim/test_b.py::late", "suites/optim/test_b.py::alone"]

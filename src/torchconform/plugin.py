@@ -513,8 +513,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     _compare_with_cpu(item, report)
     notes = getattr(call.excinfo.value, "__notes__", []) if call.excinfo else []
-    run = item.stash.get(_DEVICE_RUN, None)  # the failing example's values, on a device
-    spec = _call_spec(item, list(notes), run.kwargs if run is not None else None)
+    # The failing example's values, on a device; only for a failed call: after a teardown
+    # error (or a flaky Hypothesis failure) the last example is not the failing case.
+    run = item.stash.get(_DEVICE_RUN, None) if report.when == "call" else None
+    example = run.kwargs if run is not None and not _flaky(call) else None
+    spec = _call_spec(item, list(notes), example)
     protocol.record(report, protocol.CALL, json.dumps(spec))
     script = reproduction(spec, item.config.getoption("torch_seed"), versions.TORCH_VERSION,
                           item.config.getoption("backend_module"), nodeid=item.nodeid)
@@ -522,6 +525,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     protocol.record(report, protocol.REPRODUCE, script)
     _html_extra(item, report, "reproduce.py", script)
+
+
+def _flaky(call: pytest.CallInfo) -> bool:
+    """Hypothesis' Flaky: the failing example passed when replayed (the last one ran)."""
+    error = call.excinfo.value if call.excinfo is not None else None
+    return error is not None and any(
+        kind.__name__ in ("Flaky", "FlakyFailure") for kind in type(error).__mro__)
 
 
 def _call_spec(item: pytest.Item, notes: List[str], example: Optional[dict] = None) -> dict:

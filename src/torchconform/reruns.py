@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Optional
 import pytest
 
 from . import protocol
-from .report.repro import Unrenderable, call_spec, reproduction, source_of
+from .report.repro import call_spec, reproduction, source_of
 
 FAILS_ALONE = "fails alone"
 FAILS_AFTER = "fails only after other tests"
@@ -152,24 +152,36 @@ def minimize(candidates: List[str], fails: Callable[[List[str]], bool]) -> List[
 
 
 def _read_calls(path: str) -> Dict[str, Dict[str, Any]]:
-    """CallRecorder's file: {nodeid: call spec with `examples`}."""
+    """CallRecorder's file: {nodeid: call spec, with `examples` for a Hypothesis test}."""
     calls: Dict[str, Dict[str, Any]] = {}
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
             for line in handle:
-                record = json.loads(line)
-                calls[record["nodeid"]] = record["spec"]
+                try:
+                    record = json.loads(line)
+                except ValueError:  # the last line of a process that crashed mid-write
+                    continue
+                if "spec" in record:
+                    calls[record["nodeid"]] = record["spec"]
+                elif record["nodeid"] in calls:
+                    calls[record["nodeid"]].setdefault("examples", []).append(
+                        record["example"])
     return calls
 
 
 class CallRecorder:
-    """On a rerun (the internal option --record-calls FILE): one JSON line per conformance
-    test with its call spec and, for a Hypothesis test, the arguments of every example it
-    ran, as Python source. The main run records only the failing example; a predecessor's
-    examples are what an order-dependent failure's reproducer must replay."""
+    """On a rerun (the internal option --record-calls FILE): per conformance test, a JSON line
+    with its call spec, then one per Hypothesis example with the example's arguments as
+    Python source, written before the example runs (so a test that crashes the interpreter
+    leaves the example that crashed it). The main run records only the failing example; a
+    predecessor's examples are what an order-dependent failure's reproducer must replay."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+
+    def _write(self, record: Dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
@@ -178,34 +190,31 @@ class CallRecorder:
             return
         callspec = getattr(item, "callspec", None)
         params = dict(callspec.params) if callspec else {}
-        spec = call_spec(Path(str(item.path)), getattr(item, "originalname", item.name),
-                         params, [])
+        self._write({"nodeid": item.nodeid, "spec": call_spec(
+            Path(str(item.path)), getattr(item, "originalname", item.name), params, [])})
         handle = getattr(item.obj, "hypothesis", None)
         inner = getattr(handle, "inner_test", None)
         if inner is None:
             yield
-        else:
-            examples: List[Optional[str]] = []
+            return
 
-            @functools.wraps(inner)
-            def each_example(*args, **kwargs):
-                drawn = {k: v for k, v in kwargs.items() if k not in item.funcargs}
-                try:  # before the body runs: it may change its arguments in place
-                    examples.append(",\n".join(
-                        f"{name}={source_of(value, name)}"
-                        for name, value in {**params, **drawn}.items()))
-                except Unrenderable:
-                    examples.append(None)
-                return inner(*args, **kwargs)
+        @functools.wraps(inner)
+        def each_example(*args, **kwargs):
+            drawn = {k: v for k, v in kwargs.items() if k not in item.funcargs}
+            try:  # before the body runs: it may change its arguments in place
+                text: Optional[str] = ",\n".join(
+                    f"{name}={source_of(value, name)}"
+                    for name, value in {**params, **drawn}.items())
+            except Exception:  # Unrenderable, or a value that cannot even be read
+                text = None
+            self._write({"nodeid": item.nodeid, "example": text})
+            return inner(*args, **kwargs)
 
-            handle.inner_test = each_example
-            try:
-                yield
-            finally:
-                handle.inner_test = inner
-                spec["examples"] = examples
-        with open(self.path, "a", encoding="utf-8") as out:
-            out.write(json.dumps({"nodeid": item.nodeid, "spec": spec}) + "\n")
+        handle.inner_test = each_example
+        try:
+            yield
+        finally:
+            handle.inner_test = inner
 
 
 class FailureIsolation:
@@ -220,6 +229,8 @@ class FailureIsolation:
         self.failed: List[str] = []
         self.scripted: set = set()  # failures whose worker wrote a reproducer
         self.crashed: set = set()  # failures that killed their worker
+        self.recorded: Dict[tuple, Dict[str, Dict[str, Any]]] = {}  # failing rerun: calls
+        self.found: List[List[str]] = []  # culprit sets found so far
         self.runs = 0
         self.seconds = 0.0
 
@@ -292,6 +303,16 @@ class FailureIsolation:
             self.recorded[tuple(nodeids)] = _read_calls(calls)
         return failed
 
+    def _record(self, nodeids: List[str], target: str, deadline: float) -> None:
+        """The examples of a failing rerun of `nodeids`, for the reproducer, if no rerun of
+        exactly these tests has recorded them yet (and the budget allows one)."""
+        if len(nodeids) < 2 or tuple(nodeids) in self.recorded:
+            return
+        try:
+            self._fails(nodeids, target, deadline)
+        except _OutOfBudget:
+            pass
+
     def _start(self, nodeid: str, deadline: float) -> Dict[str, Any]:
         """The first rerun: `nodeid` alone."""
         runs, seconds = self.runs, self.seconds
@@ -347,11 +368,10 @@ class FailureIsolation:
                     result["preceding"],
                     lambda subset: self._fails(subset + [nodeid], nodeid, deadline))
                 self.found.append(result["preceding"])
-                if tuple(result["preceding"] + [nodeid]) not in self.recorded:
-                    self._fails(result["preceding"] + [nodeid], nodeid, deadline)
         except _OutOfBudget:
             if result["classification"] == FAILS_AFTER:
                 result["minimal"] = False  # the smallest set found before the budget ended
+        self._record(result["preceding"] + [nodeid], nodeid, deadline)
         result["runs"] += self.runs - runs
         result["seconds"] = round(result["seconds"] + self.seconds - seconds, 2)
 
@@ -387,8 +407,6 @@ class FailureIsolation:
         """Every failure alone first (cheap, and it classifies most), then the bisections of
         those that passed alone, so one long bisection cannot leave the rest unclassified.
         Each verdict is printed as soon as it is final: on a slow backend this takes a while."""
-        self.recorded: Dict[tuple, Dict[str, Dict[str, Any]]] = {}
-        self.found: List[List[str]] = []
         pending = []
         for nodeid in self.failed:
             result = self._start(nodeid, deadline)
@@ -428,6 +446,9 @@ class FailureIsolation:
         specs = [recorded.get(p) or self.specs.get(p) for p in preceding]
         if any(s is None for s in specs):
             return None
+        crashing = [e for e in (recorded.get(nodeid) or {}).get("examples") or [] if e]
+        if nodeid in self.crashed and crashing:  # the example it crashed in, on the rerun
+            spec = dict(spec, arguments=crashing[-1])
         from .versions import TORCH_VERSION
 
         return reproduction(spec, self.config.getoption("torch_seed"), TORCH_VERSION,

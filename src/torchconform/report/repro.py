@@ -327,7 +327,7 @@ def call_spec(path: Path, function: str, params: Dict[str, Any],
         try:
             arguments = ",\n".join(f"{name}={source_of(value, name)}"
                                    for name, value in {**params, **example}.items())
-        except Unrenderable:
+        except Exception:  # Unrenderable, or a value that cannot be read (a meta tensor)
             arguments = None
     for note in notes if arguments is None else ():
         match = _FAILING_CASE.search(note.strip())
@@ -340,8 +340,8 @@ def call_spec(path: Path, function: str, params: Dict[str, Any],
         try:
             arguments = ",\n".join(
                 f"{name}={source_of(value, name)}" for name, value in params.items())
-        except Unrenderable as exc:
-            arguments, unrenderable = None, str(exc)
+        except Exception as exc:  # Unrenderable, or a value that cannot be read
+            arguments, unrenderable = None, str(exc) or type(exc).__name__
     if arguments is not None and not _parses(arguments):
         arguments, unrenderable = None, f"the failing case is not Python: {arguments}"
     elif arguments is not None and _abbreviated(arguments):
@@ -433,13 +433,21 @@ def source_of(value: Any, name: str = "") -> str:
     return text
 
 
+def _numpy_dtype(dtype: Any) -> str:
+    """np.float32, or np.dtype('bool') where numpy has no attribute of the dtype's name
+    (np.bool exists only since numpy 2)."""
+    import numpy as np
+
+    return f"np.{dtype.name}" if hasattr(np, dtype.name) else f"np.dtype({dtype.str!r})"
+
+
 def _numpy_source(value: Any) -> str:
     import numpy as np
 
     if isinstance(value, np.ndarray):
         items = source_of(value.tolist())
-        return f"np.array({items}, dtype=np.{value.dtype.name})"
-    if isinstance(value, np.generic):
+        return f"np.array({items}, dtype={_numpy_dtype(value.dtype)})"
+    if isinstance(value, np.generic) and hasattr(np, value.dtype.name):
         return f"np.{value.dtype.name}({source_of(value.item())})"
     if isinstance(value, np.dtype):
         return f"np.dtype({value.name!r})"
@@ -603,6 +611,10 @@ def _preceding_def(number: int, unit: _Unit) -> str:
         defs.append(f"    def _example_{k}():\n{bindings}        return dict(\n"
                     f"{textwrap.indent(text, ' ' * 12)}\n        )\n")
         calls.append(f"_example_{k}")
+    if not kept:  # every recorded example lacked Python source: the script says so
+        defs.append("    def _example_1():\n        raise _CannotReplay(\"no example of "
+                    f"{unit.function} has Python source\")\n")
+        calls.append("_example_1")
     left_out = len(examples) - len(kept)
     body = "\n".join(unit.imports + ["", unit.code, ""])
     many = f" ({len(kept)} examples)" if len(kept) > 1 else ""
@@ -763,8 +775,10 @@ if __name__ == "__main__":
 #: For a failure that crashed its interpreter: the script runs itself in a child process, so
 #: that a crash (a signal, not an exit status) reads as reproduced, with its Python stack.
 _CRASH_GUARD = """
+import os  # noqa: E402
 
-if __name__ == "__main__" and "--in-child" not in sys.argv:
+
+if __name__ == "__main__" and "--in-child" not in sys.argv and os.path.isfile(_SCRIPT):
     import signal
     import subprocess
 
@@ -772,15 +786,18 @@ if __name__ == "__main__" and "--in-child" not in sys.argv:
     sys.stdout.flush()
     child = subprocess.run([sys.executable, *(["-I"] if sys.flags.isolated else []), _SCRIPT,
                             "--in-child"])
-    if child.returncode < 0:
-        print(f"REPRODUCED: the run crashed the interpreter "
-              f"({signal.Signals(-child.returncode).name}; its Python stack is above)")
+    if child.returncode < 0:  # killed by a signal (POSIX)
+        try:
+            name = signal.Signals(-child.returncode).name
+        except ValueError:  # a real-time signal has no name
+            name = f"signal {-child.returncode}"
+        print(f"REPRODUCED: the run crashed the interpreter ({name}; its Python stack is "
+              "above)")
         sys.exit(1)
     sys.exit(child.returncode)
-if "--in-child" in sys.argv:
-    import faulthandler
+import faulthandler  # noqa: E402
 
-    faulthandler.enable()  # the Python stack of a native crash, on stderr
+faulthandler.enable()  # the Python stack of a native crash, on stderr
 """
 
 
@@ -838,6 +855,7 @@ def reproduction(spec: Dict[str, Any], seed: int, torch_version: str,
         "import traceback",
         "import types",
         _GUARD,
+        *([_CRASH_GUARD.strip() + "\n"] if crashed else []),
         "import numpy as np",
         "import torch",
         *[f"import {b}" for b in backends],
@@ -866,7 +884,6 @@ def reproduction(spec: Dict[str, Any], seed: int, torch_version: str,
         "",
         *[d + "\n\n" for d in preceding_defs],
         f"PRECEDING = [{', '.join(f'_preceding_{n}' for n in range(1, len(before) + 1))}]",
-        *([_CRASH_GUARD.rstrip()] if crashed else []),
         _MAIN.format(function=spec["function"]).rstrip(),
     ]
     script = "\n".join(parts) + "\n"
