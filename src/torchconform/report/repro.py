@@ -699,7 +699,6 @@ def _run(device):
     """The test on `device`: (outcome, what each assert_close compared, the script's own
     failures, preceding tests it could not replay)."""
     _start_state()
-    del differential.seen[:]
     own, skipped = [], []
     for before in PRECEDING:  # the tests that ran before it and make it fail
         try:
@@ -709,6 +708,7 @@ def _run(device):
             if _script_error(exc):  # (a fixture the script lacks, ...)
                 skipped.append(f"{{before.__doc__}}: {{_describe(exc)}}")
     _start_state()
+    del differential.seen[:]  # the failing test's comparisons only, not its predecessors'
     try:
         _call({function}, _arguments, device)
         outcome = "passed"
@@ -720,7 +720,10 @@ def _run(device):
 
 
 def _at(array, index):
-    return array.item() if array.ndim == 0 else array[index]
+    try:
+        return array.item() if array.ndim == 0 else array[index]
+    except IndexError:  # the two runs compared values of other shapes here
+        return "(other shape)"
 
 
 def _show(device_seen, cpu_seen):
