@@ -9,6 +9,7 @@ import math
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,6 +195,25 @@ def test_an_abbreviated_failing_example_is_written_out_from_its_values(suite, tm
     assert "1199.0]" in spec["arguments"] and "..." not in spec["arguments"]
     run, _ = _replay(spec, tmp_path)  # the values replay (they are not [1, 2]: it fails)
     assert run.returncode == 1 and "could not replay" not in run.stdout, run.stdout
+
+
+def test_the_mode_fixture_is_replayed_where_the_run_did_not_parametrize_it(tmp_path):
+    """An eager-only run does not parametrize `mode`; the script must still pass one."""
+    import torchconform.plugin  # noqa: F401 - the harness' modules, as in a run
+    from torchconform.report.repro import item_params
+
+    item = type("Item", (), {"fixturenames": ["device", "mode"], "callspec": type(
+        "CallSpec", (), {"params": {"device": "cpu"}})()})()
+    assert item_params(item) == {"device": "cpu", "mode": "eager"}
+    root = Path(__file__).resolve().parents[1]
+    spec = call_spec(root / "suites" / "autograd" / "test_accumulation.py",
+                     "test_seed_micro_batches_accumulate_the_full_batch_gradient_in_every_mode",
+                     item_params(item), [])
+    path = tmp_path / "reproduce.py"
+    path.write_text(reproduction(spec, 0, torch.__version__))
+    run = subprocess.run([sys.executable, "-I", str(path)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0 and "did not reproduce" in run.stdout, run.stdout + run.stderr
 
 
 def test_arguments_without_python_source_give_no_reproducer(suite):

@@ -43,7 +43,7 @@ from .adapters.cuda import build_name
 from .behaviors import CatalogError, format_catalog, load_catalog
 from .modes import compiler, mode  # noqa: F401 - fixtures of the execution modes
 from .outcomes import CRASH_DIR, CrashAttribution, NativeStacks, RunCounter
-from .report.repro import call_spec, reproduction
+from .report.repro import call_spec, item_params, reproduction
 from .report.session import configure_reports
 from .reruns import CallRecorder, FailureIsolation
 
@@ -535,8 +535,7 @@ def _flaky(call: pytest.CallInfo) -> bool:
 
 
 def _call_spec(item: pytest.Item, notes: List[str], example: Optional[dict] = None) -> dict:
-    callspec = getattr(item, "callspec", None)
-    params = dict(callspec.params) if callspec else {}
+    params = item_params(item)
     if example is not None:  # the drawn arguments only: fixtures come from the script
         example = {k: v for k, v in example.items() if k not in item.funcargs or k in params}
     return call_spec(Path(str(item.path)), getattr(item, "originalname", item.name),

@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Optional
 import pytest
 
 from . import protocol
-from .report.repro import call_spec, reproduction, source_of
+from .report.repro import call_spec, item_params, reproduction, source_of
 
 FAILS_ALONE = "fails alone"
 FAILS_AFTER = "fails only after other tests"
@@ -188,8 +188,7 @@ class CallRecorder:
         if item.get_closest_marker("behavior") is None:
             yield
             return
-        callspec = getattr(item, "callspec", None)
-        params = dict(callspec.params) if callspec else {}
+        params = item_params(item)
         self._write({"nodeid": item.nodeid, "spec": call_spec(
             Path(str(item.path)), getattr(item, "originalname", item.name), params, [])})
         handle = getattr(item.obj, "hypothesis", None)

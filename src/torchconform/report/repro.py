@@ -312,6 +312,16 @@ class Unrenderable(ValueError):
     is `<...>`, a lambda whose source cannot be told apart from others on its line, ...)."""
 
 
+def item_params(item: Any) -> Dict[str, Any]:
+    """The arguments a script gives a test besides the drawn ones: its id's parameters, and
+    the mode fixture where the run did not parametrize it (eager only: Mode('eager'))."""
+    callspec = getattr(item, "callspec", None)
+    params = dict(callspec.params) if callspec else {}
+    if "mode" in getattr(item, "fixturenames", ()) and "mode" not in params:
+        params["mode"] = "eager"
+    return params
+
+
 def call_spec(path: Path, function: str, params: Dict[str, Any],
               notes: List[str], example: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """What a reproducer replays of one test, as JSON: its file and function, the Python
