@@ -28,12 +28,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
-import functools
 import json
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
+
+from .examples import each_example
 
 DEVICE_DEPARTS = "device departs from CPU and oracle"
 BOTH_DEPART = "both depart from the oracle: the test or oracle is wrong"
@@ -84,27 +85,17 @@ class DeviceRun:
 
     @contextlib.contextmanager
     def watching(self, function: Any) -> Iterator[None]:
-        """Listen during the test call; for a Hypothesis test, wrap its inner test (which
-        Hypothesis looks up for every example) so each example starts a fresh list."""
-        handle = getattr(function, "hypothesis", None)
-        inner = getattr(handle, "inner_test", None)
+        """Listen during the test call; for a Hypothesis test each example starts a fresh
+        list and leaves a copy of its arguments."""
         with listening() as seen:
-            if inner is None:
-                yield
-                self.observations = list(seen)
-                return
-
-            @functools.wraps(inner)  # Hypothesis names the test after it in its reports
-            def each_example(*args, **kwargs):
+            def before(kwargs: Dict[str, Any]) -> None:
                 self.kwargs = {name: _snapshot(value) for name, value in kwargs.items()}
                 del seen[:]
-                return inner(*args, **kwargs)
 
-            handle.inner_test = each_example
             try:
-                yield
+                with each_example(function, before):
+                    yield
             finally:
-                handle.inner_test = inner
                 self.observations = list(seen)
 
 

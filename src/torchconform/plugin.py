@@ -43,7 +43,7 @@ from .adapters.cuda import build_name
 from .behaviors import CatalogError, format_catalog, load_catalog
 from .modes import compiler, mode  # noqa: F401 - fixtures of the execution modes
 from .outcomes import CRASH_DIR, CrashAttribution, NativeStacks, RunCounter
-from .report.repro import call_spec, item_params, reproduction
+from .report.repro import item_spec, reproduction
 from .report.session import configure_reports
 from .reruns import CallRecorder, FailureIsolation
 
@@ -508,7 +508,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if item.get_closest_marker("behavior") is None:
         return
     if report.when == "setup":  # what a reproducer needs to replay it before another test
-        protocol.record(report, protocol.CALL, json.dumps(_call_spec(item, [])))
+        protocol.record(report, protocol.CALL, json.dumps(item_spec(item)))
     if not report.failed:
         return
     _compare_with_cpu(item, report)
@@ -517,7 +517,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     # error (or a flaky Hypothesis failure) the last example is not the failing case.
     run = item.stash.get(_DEVICE_RUN, None) if report.when == "call" else None
     example = run.kwargs if run is not None and not _flaky(call) else None
-    spec = _call_spec(item, list(notes), example)
+    spec = item_spec(item, list(notes), example)
     protocol.record(report, protocol.CALL, json.dumps(spec))
     script = reproduction(spec, item.config.getoption("torch_seed"), versions.TORCH_VERSION,
                           item.config.getoption("backend_module"), nodeid=item.nodeid)
@@ -532,14 +532,6 @@ def _flaky(call: pytest.CallInfo) -> bool:
     error = call.excinfo.value if call.excinfo is not None else None
     return error is not None and any(
         kind.__name__ in ("Flaky", "FlakyFailure") for kind in type(error).__mro__)
-
-
-def _call_spec(item: pytest.Item, notes: List[str], example: Optional[dict] = None) -> dict:
-    params = item_params(item)
-    if example is not None:  # the drawn arguments only: fixtures come from the script
-        example = {k: v for k, v in example.items() if k not in item.funcargs or k in params}
-    return call_spec(Path(str(item.path)), getattr(item, "originalname", item.name),
-                     params, notes, example)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

@@ -22,7 +22,6 @@ with the examples CallRecorder saw on the rerun that failed.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import select
@@ -31,13 +30,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
 from . import protocol
-from .report.repro import call_spec, item_params, reproduction, source_of
+from .examples import each_example
+from .report.repro import item_params, item_spec, render_arguments, reproduction
 
 FAILS_ALONE = "fails alone"
 FAILS_AFTER = "fails only after other tests"
@@ -188,32 +187,19 @@ class CallRecorder:
         if item.get_closest_marker("behavior") is None:
             yield
             return
-        params = item_params(item)
-        self._write({"nodeid": item.nodeid, "spec": call_spec(
-            Path(str(item.path)), getattr(item, "originalname", item.name), params, [])})
-        handle = getattr(item.obj, "hypothesis", None)
-        inner = getattr(handle, "inner_test", None)
-        if inner is None:
-            yield
-            return
+        spec = item_spec(item)
+        self._write({"nodeid": item.nodeid, "spec": spec})
 
-        @functools.wraps(inner)
-        def each_example(*args, **kwargs):
+        def before(kwargs: Dict[str, Any]) -> None:
             drawn = {k: v for k, v in kwargs.items() if k not in item.funcargs}
             try:  # before the body runs: it may change its arguments in place
-                text: Optional[str] = ",\n".join(
-                    f"{name}={source_of(value, name)}"
-                    for name, value in {**params, **drawn}.items())
+                text: Optional[str] = render_arguments({**item_params(item), **drawn})
             except Exception:  # Unrenderable, or a value that cannot even be read
                 text = None
             self._write({"nodeid": item.nodeid, "example": text})
-            return inner(*args, **kwargs)
 
-        handle.inner_test = each_example
-        try:
+        with each_example(item.obj, before):
             yield
-        finally:
-            handle.inner_test = inner
 
 
 class FailureIsolation:

@@ -312,6 +312,23 @@ class Unrenderable(ValueError):
     is `<...>`, a lambda whose source cannot be told apart from others on its line, ...)."""
 
 
+def render_arguments(values: Dict[str, Any]) -> str:
+    """`name=<source>` per argument, one per line: the body of the script's dict(...).
+    Raises Unrenderable (or what reading a value raises) when a value has no source."""
+    return ",\n".join(f"{name}={source_of(value, name)}" for name, value in values.items())
+
+
+def item_spec(item: Any, notes: List[str] = (), example: Optional[Dict[str, Any]] = None,
+              ) -> Dict[str, Any]:
+    """call_spec of a collected test: its file, function and item_params; `example` (a
+    Hypothesis example's arguments) is cut to the drawn ones, fixtures come from the script."""
+    params = item_params(item)
+    if example is not None:
+        example = {k: v for k, v in example.items() if k not in item.funcargs or k in params}
+    return call_spec(Path(str(item.path)), getattr(item, "originalname", item.name), params,
+                     list(notes), example)
+
+
 def item_params(item: Any) -> Dict[str, Any]:
     """The arguments a script gives a test besides the drawn ones: its id's parameters, and
     the mode fixture where the run did not parametrize it (eager only: Mode('eager'))."""
@@ -335,8 +352,7 @@ def call_spec(path: Path, function: str, params: Dict[str, Any],
     unrenderable = None
     if example is not None:
         try:
-            arguments = ",\n".join(f"{name}={source_of(value, name)}"
-                                   for name, value in {**params, **example}.items())
+            arguments = render_arguments({**params, **example})
         except Exception:  # Unrenderable, or a value that cannot be read (a meta tensor)
             arguments = None
     for note in notes if arguments is None else ():
@@ -348,8 +364,7 @@ def call_spec(path: Path, function: str, params: Dict[str, Any],
             arguments = textwrap.dedent(body).strip().rstrip(",")
     if arguments is None:
         try:
-            arguments = ",\n".join(
-                f"{name}={source_of(value, name)}" for name, value in params.items())
+            arguments = render_arguments(params)
         except Exception as exc:  # Unrenderable, or a value that cannot be read
             arguments, unrenderable = None, str(exc) or type(exc).__name__
     if arguments is not None and not _parses(arguments):
